@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create or refresh the project virtual environment (.venv, or $XBENCH_VENV) with pip.
+# Keyed by the Python version and pyproject.toml: an unchanged key only re-points the editable
+# install at this checkout (about 2 s); a changed key rebuilds the venv (about 70 s here).
+# Uses pip on purpose: torch>=2.4,<2.14 then takes the local CPU wheel (uv/poetry would not).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${XBENCH_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+KEY="$($PY --version 2>&1)-$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -c1-16)"
+quiet() { grep -v -E "is ignored: it is neither a file nor a directory" || true; }
+if [ "$(cat "$VENV/.xbench-key" 2>/dev/null)" != "$KEY" ]; then
+  echo "[setup] creating $VENV (pip install -e '.[dev]') ..." >&2
+  rm -rf "$VENV"
+  $PY -m venv "$VENV"
+  "$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | quiet
+  # Test oracles, never imported by xbench itself: X-ARES 0.1.3 (its encoder checker and kNN) and
+  # torchaudio 2.11's pure-Python functions (its CUDA .so files cannot load beside CPU torch).
+  "$VENV/bin/pip" install -q --no-deps xares==0.1.3 loguru torchaudio==2.11.0 2>&1 | quiet
+  TA_DIR="$("$VENV/bin/python" -c 'import importlib.util,os;print(os.path.dirname(importlib.util.find_spec("torchaudio").origin))')"
+  rm -f "$TA_DIR"/lib/*.so
+  echo "$KEY" > "$VENV/.xbench-key"
+else
+  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . 2>&1 | quiet
+fi
+"$VENV/bin/python" -c 'import torch, xbench; assert torch.__version__ < "2.14", torch.__version__' >&2
+echo "$VENV"
