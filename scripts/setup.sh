@@ -14,9 +14,11 @@ if [ "$(cat "$VENV/.xbench-key" 2>/dev/null)" != "$KEY" ]; then
   rm -rf "$VENV"
   $PY -m venv "$VENV"
   "$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | quiet
-  # Test oracles, never imported by xbench itself: X-ARES 0.1.3 (its encoder checker and kNN) and
-  # torchaudio 2.11's pure-Python functions (its CUDA .so files cannot load beside CPU torch).
-  "$VENV/bin/pip" install -q --no-deps xares==0.1.3 loguru torchaudio==2.11.0 2>&1 | quiet
+  # Test oracles, never imported by xbench itself: X-ARES 0.1.3 with what its modules import
+  # (its checker, kNN and pipeline) and torchaudio 2.11's pure-Python functions (its CUDA .so
+  # files cannot load beside CPU torch, so they are removed).
+  "$VENV/bin/pip" install -q --no-deps xares==0.1.3 loguru==0.7.3 pytorch-ignite==0.5.5 jiwer==4.0.0 \
+    rapidfuzz==3.14.6 torchaudio==2.11.0 2>&1 | quiet
   TA_DIR="$("$VENV/bin/python" -c 'import importlib.util,os;print(os.path.dirname(importlib.util.find_spec("torchaudio").origin))')"
   rm -f "$TA_DIR"/lib/*.so
   echo "$KEY" > "$VENV/.xbench-key"
