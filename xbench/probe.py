@@ -1,0 +1,195 @@
+"""The MLP track (spec §8): a LayerNorm + Linear probe trained on cached embeddings.
+
+Adam (lr 1e-3 by default), learning rate set at each epoch start by a cosine from lr to 0.1·lr over
+the epochs, validation every ``valid_every`` epochs, the strictly best validation weights tested.
+Every random choice (initialisation, shuffles) comes from one seeded generator: reruns are
+identical. Clip tasks train on pooled vectors ``[N, D]``; frame tasks on per-clip frames
+``[T_i, D]`` with frame targets ``[T_i, C]`` (padding masked out of the loss).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+class LinearProbe(torch.nn.Module):
+    """``LayerNorm(D) → Linear(D, C)``; applied per frame on ``[B, T, D]`` input."""
+
+    def __init__(self, dim: int, num_outputs: int) -> None:
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(dim)
+        self.linear = torch.nn.Linear(dim, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(x))
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Learning rate of (0-based) ``epoch``: cosine from ``base_lr`` to ``0.1·base_lr`` over ``epochs``."""
+    if epochs <= 1:
+        return base_lr
+    return base_lr * (0.1 + 0.9 * (1 + math.cos(math.pi * epoch / epochs)) / 2)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Training settings of one probe (X-ARES defaults)."""
+
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    batch_size_valid: int | None = None
+    valid_every: int = 1
+    loss: str = "cross_entropy"  # or "bce"
+    pos_weight: float | None = None
+    seed: int = 42
+    device: str = "cpu"
+
+
+@dataclass
+class ProbeData:
+    """Inputs and targets of one split.
+
+    Clip tasks: ``inputs`` a float tensor ``[N, D]``, ``targets`` ``[N]`` (long) or ``[N, C]`` (float).
+    Frame tasks: ``inputs`` a list of ``[T_i, D]`` tensors, ``targets`` a list of ``[T_i, C]`` tensors.
+    """
+
+    inputs: torch.Tensor | list[torch.Tensor]
+    targets: torch.Tensor | list[torch.Tensor]
+
+    @property
+    def frame_level(self) -> bool:
+        return isinstance(self.inputs, list)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Yield ``(x, y, mask)``; shuffled with ``generator`` when given; ``mask`` is None for clips."""
+        order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            idx = order[start : start + batch_size]
+            if not self.frame_level:
+                yield self.inputs[idx], self.targets[idx], None
+                continue
+            xs = [self.inputs[i] for i in idx.tolist()]
+            ys = [self.targets[i] for i in idx.tolist()]
+            lengths = torch.tensor([len(x) for x in xs])
+            x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
+            y = torch.nn.utils.rnn.pad_sequence(ys, batch_first=True)
+            mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+            yield x, y, mask
+
+
+@dataclass
+class ProbeResult:
+    """The trained probe (best validation weights) and its history."""
+
+    model: LinearProbe
+    best_epoch: int
+    best_valid: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _loss_fn(config: ProbeConfig) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    if config.loss == "cross_entropy":
+        ce = torch.nn.CrossEntropyLoss()
+        return lambda logits, y, mask: ce(logits, y.long())
+    if config.loss == "bce":
+        pos = None if config.pos_weight is None else torch.tensor(config.pos_weight, device=config.device)
+        bce = torch.nn.BCEWithLogitsLoss(pos_weight=pos, reduction="none")
+
+        def loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            per = bce(logits, y.float())
+            if mask is None:
+                return per.mean()
+            per = per * mask[..., None]
+            return per.sum() / (mask.sum() * per.shape[-1]).clamp_min(1)
+
+        return loss
+    raise ValueError(f"unknown probe loss {config.loss!r}")
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: ProbeData, batch_size: int, device: str = "cpu") -> list | np.ndarray:
+    """Logits for every item: ``[N, C]`` array for clips, a list of ``[T_i, C]`` arrays for frames."""
+    model.eval()
+    outs: list = []
+    for x, _, mask in data.batches(batch_size):
+        logits = model(x.to(device)).float().cpu()
+        if mask is None:
+            outs.append(logits.numpy())
+        else:
+            lengths = mask.sum(1).tolist()
+            outs.extend(logits[i, :n].numpy() for i, n in enumerate(lengths))
+    if data.frame_level:
+        return outs
+    return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
+
+
+def train_probe(
+    train: ProbeData,
+    valid: ProbeData,
+    num_outputs: int,
+    config: ProbeConfig,
+    validate: Callable[[list | np.ndarray, ProbeData], float],
+    progress: Callable[[str], None] | None = None,
+) -> ProbeResult:
+    """Train a :class:`LinearProbe`; ``validate(logits, valid)`` returns a higher-is-better value.
+
+    The weights of the first epoch with a strictly better validation value are kept.
+    """
+    if len(train) == 0:
+        raise ValueError("probe: the train split is empty")
+    if len(valid) == 0:
+        raise ValueError("probe: the validation split is empty")
+    gen = torch.Generator().manual_seed(config.seed)
+    dim = (train.inputs[0] if train.frame_level else train.inputs).shape[-1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        model = LinearProbe(dim, num_outputs).to(config.device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    loss_fn = _loss_fn(config)
+    best_value, best_epoch, best_state = -math.inf, -1, copy.deepcopy(model.state_dict())
+    history = []
+    valid_bs = config.batch_size_valid or config.batch_size
+    for epoch in range(config.epochs):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(config.learning_rate, epoch, config.epochs)
+        model.train()
+        total, count = 0.0, 0
+        for x, y, mask in train.batches(config.batch_size, gen):
+            x, y = x.to(config.device), y.to(config.device)
+            mask = None if mask is None else mask.to(config.device)
+            logits = model(x)
+            loss = loss_fn(logits, y, mask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(x)
+            count += len(x)
+        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(count, 1)}
+        if (epoch + 1) % config.valid_every == 0:
+            value = validate(predict(model, valid, valid_bs, config.device), valid)
+            record["valid"] = value
+            if value > best_value:
+                best_value, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
+        history.append(record)
+        if progress:
+            progress(f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.4f}")
+    model.load_state_dict(best_state)
+    return ProbeResult(model=model, best_epoch=best_epoch, best_valid=best_value, history=history)
+
+
+def stack_targets(targets: Sequence) -> torch.Tensor:
+    """Targets of clip items as one tensor: long ``[N]`` for class indices, float ``[N, C]`` for multi-hot."""
+    arr = np.asarray(targets)
+    return torch.from_numpy(arr.astype(np.float32)) if arr.ndim == 2 else torch.from_numpy(arr.astype(np.int64))
