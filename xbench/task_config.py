@@ -344,7 +344,7 @@ NOT_SCORE_RELEVANT = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskConfig:
     """One benchmark task, X-ARES 0.1.3 field names where X-ARES has them (spec §5).
 
@@ -356,12 +356,14 @@ class TaskConfig:
     """
 
     name: str
-    labels: LabelSpec
-    domain: str
     formal_name: str = ""
+    domain: str
+    description: str = ""
     private: bool = False
     disabled: bool = False
     task_type: str = "clip"
+    labels: LabelSpec
+    output_dim: int | None = None
     eval_weight: float = 0
     train_split: str | None = "train"
     valid_split: str | None = "valid"
@@ -370,6 +372,8 @@ class TaskConfig:
     audio_tar_name_of_split: dict[Any, str] = field(default_factory=dict)
     encoded_tar_name_of_split: dict[Any, str] = field(default_factory=dict)
     zenodo_id: str | None = None
+    checksums: dict[str, str] = field(default_factory=dict)
+    data_dir: str | None = None
     batch_size_encode: int = 16
     crop_length: float | None = None
     save_encoded_per_batches: int = 2000
@@ -380,7 +384,6 @@ class TaskConfig:
     learning_rate: float = 1e-3
     epochs: int = 10
     valid_every: int = 1
-    output_dim: int | None = None
     metric: str = "accuracy"
     metric_args: dict[str, Any] = field(default_factory=dict)
     metric_bounds: tuple[float, float] | None = None
@@ -391,9 +394,6 @@ class TaskConfig:
     version: int = 1
     licence: str = ""
     citation: str = ""
-    description: str = ""
-    checksums: dict[str, str] = field(default_factory=dict)
-    data_dir: str | None = None
 
     def __post_init__(self) -> None:
         name = self.name
@@ -597,11 +597,10 @@ class TaskConfig:
 
     def normalised_score(self, raw: float) -> float:
         """``raw`` mapped to [0, 1] (1 best) with ``metric_bounds`` and ``higher_is_better``; clamped."""
+        from xbench.scores import normalise
+
         lo, hi = self.metric_bounds  # type: ignore[misc]
-        x = (float(raw) - lo) / (hi - lo)
-        if not self.higher_is_better:
-            x = 1.0 - x
-        return min(1.0, max(0.0, x))
+        return normalise(raw, lo, hi, bool(self.higher_is_better))
 
     def fingerprint(self) -> str:
         """sha256 (hex) over every score-relevant field and ``version``; keys caches."""
