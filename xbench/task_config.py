@@ -200,6 +200,8 @@ class LabelSpec:
     def encode(self, json_obj: Any, task: str | None = None) -> Any:
         """The target of one clip-level json: an int, a multi-hot list, a transcript or a list of captions."""
         kind = self.kind
+        if kind in ("events", "notes"):
+            raise LabelError(f"{_where(task)}labels of kind {kind!r} are frame targets: use frame_targets()")
         value = self._get(json_obj, task)
         if kind == "class":
             if self.default is not None and self.__dict__.get("_index") is not None:
@@ -238,7 +240,7 @@ class LabelSpec:
             if isinstance(value, list):
                 return [str(c) for c in value]
             raise LabelError(f"{_where(task)}captions must be a dict or list, got {_short(value)}")
-        raise LabelError(f"{_where(task)}labels of kind {kind!r} are frame targets: use frame_targets()")
+        raise LabelError(f"{_where(task)}labels of kind {kind!r} cannot be encoded")  # unreachable
 
     def frame_targets(
         self, json_obj: Any, hop_ms: float, n_frames: int | None = None, task: str | None = None
