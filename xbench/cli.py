@@ -1,6 +1,7 @@
 """The ``xbench`` command line: a thin shell over the Python API.
 
-Verbs: ``check`` (deep encoder checker), ``zoo ls`` (registered encoders).
+Verbs: ``check`` (deep encoder checker), ``ls`` / ``describe`` (tasks), ``download`` (task data),
+``run`` (embed + score), ``zoo ls`` (registered encoders).
 """
 
 from __future__ import annotations
@@ -37,6 +38,55 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from xbench.encoder_contract import EncoderError, HarnessOptions
+    from xbench.evaluate import RunOptions, evaluate, summary_table
+    from xbench.task_registry import get_task, load_tasks
+
+    if bool(args.tasks) == bool(args.suite):
+        print("error: give either --tasks NAME... or --suite NAME", file=sys.stderr)
+        return 2
+    try:
+        if args.tasks:
+            tasks = [get_task(name, args.tasks_dir) for name in args.tasks]
+        else:
+            registry = load_tasks(args.tasks_dir)
+            tasks = [t for t in registry.values() if getattr(t, "suite", None) == args.suite or args.suite == "all"]
+            tasks = [t for t in tasks if not t.disabled]
+            if not tasks:
+                print(f"error: suite {args.suite!r} has no tasks", file=sys.stderr)
+                return 2
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    harness = HarnessOptions(
+        enabled=not args.raw,
+        device=args.device,
+        chunk_seconds=None if args.chunk_seconds <= 0 else args.chunk_seconds,
+    )
+    opts = RunOptions(
+        tracks=tuple(t.strip() for t in args.track.split(",") if t.strip()),
+        protocol=args.protocol,
+        data_root=args.data_root,
+        cache_root=args.cache_dir,
+        output_dir=args.output,
+        device=args.device,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        cache_dtype=args.cache_dtype,
+        bootstrap_rounds=args.bootstrap,
+        harness=harness,
+    )
+    try:
+        frame = evaluate(args.encoder, tasks, opts)
+    except (EncoderError, FileNotFoundError, NotImplementedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary_table(frame))
+    print(f"results: {args.output}")
+    return 0
+
+
 def _cmd_zoo_ls(args: argparse.Namespace) -> int:
     from xbench.encoder_contract import zoo_entry_points
 
@@ -64,6 +114,35 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--chunk-seconds", type=float, default=10.0, help="harness chunk length (s); 0 disables")
     check.add_argument("--raw", action="store_true", help="switch the harness wrapper off (call as X-ARES does)")
     check.set_defaults(func=_cmd_check)
+
+    from xbench.download import add_download_command
+    from xbench.task_listing import add_task_commands
+
+    add_task_commands(sub)
+    add_download_command(sub)
+
+    run = sub.add_parser(
+        "run",
+        help="embed and score an encoder on tasks",
+        description="Embed every split once into the cache, then score the MLP and kNN tracks from the cache.",
+    )
+    run.add_argument("--encoder", required=True, help="path/to/encoder.py[:ClassName], zoo name or module:Name")
+    run.add_argument("--tasks", nargs="+", help="task names")
+    run.add_argument("--suite", help="a suite name (tasks whose `suite` field matches), or 'all'")
+    run.add_argument("--tasks-dir", default=None, help="also load task declarations from DIR")
+    run.add_argument("--track", default="mlp,knn", help="comma-separated tracks (default: mlp,knn)")
+    run.add_argument("--protocol", choices=("xbench", "xares"), default="xbench", help="scoring protocol")
+    run.add_argument("--device", default="cpu", help="device for the encoder and probes")
+    run.add_argument("--batch-size", type=int, default=None, help="encode batch size (default: per task)")
+    run.add_argument("--output", default="results/runs", help="results folder (default: results/runs)")
+    run.add_argument("--overwrite", choices=("never", "missing", "always"), default="missing")
+    run.add_argument("--data-root", default=None, help="data root (default: $XBENCH_DATA)")
+    run.add_argument("--cache-dir", default=None, help="embedding cache (default: $XBENCH_CACHE)")
+    run.add_argument("--cache-dtype", choices=("float16", "float32"), default="float16")
+    run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals")
+    run.add_argument("--chunk-seconds", type=float, default=10.0, help="harness chunk length (s); 0 disables")
+    run.add_argument("--raw", action="store_true", help="switch the harness wrapper off (call as X-ARES does)")
+    run.set_defaults(func=_cmd_run)
 
     zoo = sub.add_parser("zoo", help="the encoder zoo")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)

@@ -1,0 +1,351 @@
+"""``xbench.evaluate``: embed once, then score every task on the MLP and kNN tracks from the cache.
+
+Stage 1 loads the encoder only if some embed unit is missing; stage 2 (probes, kNN, bootstrap)
+reads the cache alone. One JSON result per (encoder, task) is written atomically; a run summary
+goes to JSON and CSV. Reruns with ``overwrite="missing"`` skip finished work (resume).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xbench._version import __version__
+from xbench.embed import EmbedUnit, embed_unit, plan_units, split_names
+from xbench.embedding_cache import EmbeddedUnit, atomic_write_json, concat_units, read_unit
+from xbench.encoder_contract import HarnessedEncoder, HarnessOptions, load_encoder, validate_attributes
+from xbench.encoder_identity import encoder_fingerprint, encoder_identity, encoder_slug
+from xbench.knn import knn_scores
+from xbench.metrics import CLIP_METRICS, accuracy, segment_f1
+from xbench.paths import cache_root as default_cache_root
+from xbench.paths import task_audio_dir
+from xbench.probe import ProbeConfig, ProbeData, predict, stack_targets, train_probe
+from xbench.scores import ScoredTask, aggregate, bootstrap_interval
+from xbench.task_config import TaskConfig
+
+OVERWRITE = ("never", "missing", "always")
+SUPPORTED_TYPES = ("clip", "frame")
+
+
+@dataclass
+class RunOptions:
+    """Settings of one run (see ``xbench run --help``)."""
+
+    tracks: tuple[str, ...] = ("mlp", "knn")
+    protocol: str = "xbench"
+    data_root: str | None = None
+    cache_root: str | None = None
+    output_dir: str | None = None
+    device: str = "cpu"
+    batch_size: int | None = None  # overrides each task's batch_size_encode
+    overwrite: str = "missing"
+    cache_dtype: str = "float16"
+    bootstrap_rounds: int = 1000
+    harness: HarnessOptions = field(default_factory=HarnessOptions)
+    show_progress: bool = True
+
+
+class _LazyEncoder:
+    """Builds the harnessed encoder on first use, so a fully cached run never loads the model."""
+
+    def __init__(self, spec: Any, harness: HarnessOptions) -> None:
+        self.spec, self.harness, self._enc = spec, harness, None
+
+    def get(self) -> HarnessedEncoder:
+        if self._enc is None:
+            self._enc = HarnessedEncoder(load_encoder(self.spec), self.harness)
+        return self._enc
+
+
+def _bar(total: int, desc: str, show: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", disable=not show, leave=False)
+
+
+def _clip_targets(task: TaskConfig, unit: EmbeddedUnit) -> Any:
+    return stack_targets([task.encode_label(m) for m in unit.meta])
+
+
+def _frame_data(task: TaskConfig, unit: EmbeddedUnit, hop: float) -> ProbeData:
+    xs, ys = [], []
+    for i, meta in enumerate(unit.meta):
+        frames = torch.from_numpy(unit.clip_frames(i).astype(np.float32))
+        xs.append(frames)
+        ys.append(torch.from_numpy(task.frame_targets(meta, hop, len(frames)).astype(np.float32)))
+    return ProbeData(xs, ys)
+
+
+def _metric(task: TaskConfig, hop: float) -> Any:
+    """``fn(logits, data) -> raw metric`` for the task."""
+    if task.task_type == "frame":
+        args = dict(task.metric_args)
+        seg = float(args.get("segment_length_in_s", 1.0))
+        average = "micro" if task.metric.endswith("micro") else "macro"
+        return lambda logits, data: segment_f1(logits, [t.numpy() for t in data.targets], hop, seg, average)
+    fn = CLIP_METRICS.get(task.metric)
+    if fn is None:
+        raise NotImplementedError(f"task {task.name}: metric {task.metric!r} is not supported for clip probes")
+    return lambda logits, data: fn(logits, data.targets.numpy())
+
+
+def _subset(data: ProbeData, idx: np.ndarray) -> ProbeData:
+    if data.frame_level:
+        return ProbeData([data.inputs[i] for i in idx], [data.targets[i] for i in idx])
+    t = torch.as_tensor(idx, dtype=torch.long)
+    return ProbeData(data.inputs[t], data.targets[t])
+
+
+def _split_roles(task: TaskConfig) -> list[tuple[str, str, str, str]]:
+    """(fold label, train split(s), valid split, test split) per evaluation round."""
+    if task.k_fold_splits is None:
+        return [("", task.train_split, task.valid_split, task.test_split)]
+    folds = [str(k) for k in task.k_fold_splits]
+    return [(k, ",".join(f for f in folds if f != k), k, k) for k in folds]
+
+
+class TaskRunner:
+    """Scores one task for one encoder; see :func:`evaluate`."""
+
+    def __init__(self, task: TaskConfig, encoder: _LazyEncoder, identity: dict, slug: str, opts: RunOptions) -> None:
+        self.task, self.encoder, self.identity, self.slug, self.opts = task, encoder, identity, slug, opts
+        self.hop = float(identity["hop_size_in_ms"])
+        root = default_cache_root(opts.cache_root)
+        self.unit_root = root / "embeddings" / slug / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
+        self.unit_root = self.unit_root / opts.protocol
+
+    def units(self) -> list[EmbedUnit]:
+        audio_dir = task_audio_dir(self.task, self.opts.data_root)
+        return plan_units(
+            self.task, audio_dir, self.unit_root, self.identity, self.opts.protocol, self.opts.cache_dtype
+        )
+
+    def embed(self, units: list[EmbedUnit]) -> float:
+        todo = [u for u in units if self.opts.overwrite == "always" or not u.done()]
+        start = time.perf_counter()
+        if not todo:
+            return 0.0
+        enc = self.encoder.get()
+        bs = self.opts.batch_size or self.task.batch_size_encode
+        bar = _bar(0, f"embed {self.task.name}", self.opts.show_progress)
+        for unit in todo:
+            embed_unit(enc, unit, self.task.crop_length, bs, self.opts.protocol, self.opts.cache_dtype, bar)
+        bar.close()
+        return time.perf_counter() - start
+
+    def load(self, units: list[EmbedUnit]) -> dict[str, EmbeddedUnit]:
+        by_split: dict[str, list[EmbeddedUnit]] = {}
+        for unit in units:
+            by_split.setdefault(unit.split, []).append(read_unit(unit.path))
+        return {s: concat_units(us) for s, us in by_split.items()}
+
+    def _data(self, splits: dict[str, EmbeddedUnit], names: str) -> ProbeData:
+        unit = concat_units([splits[n] for n in names.split(",")])
+        if self.task.task_type == "frame":
+            return _frame_data(self.task, unit, self.hop)
+        return ProbeData(torch.from_numpy(unit.pooled.astype(np.float32)), _clip_targets(self.task, unit))
+
+    def run(self) -> dict[str, Any]:
+        task, opts = self.task, self.opts
+        if task.task_type not in SUPPORTED_TYPES:
+            raise NotImplementedError(
+                f"task {task.name}: task_type {task.task_type!r} is not supported yet (only {SUPPORTED_TYPES})"
+            )
+        t0 = time.perf_counter()
+        units = self.units()
+        embed_s = self.embed(units)
+        splits = self.load(units)
+        metric = _metric(task, self.hop)
+        direction = 1.0 if task.higher_is_better else -1.0
+
+        def selection(logits: Any, data: ProbeData) -> float:  # higher is better for model selection
+            return direction * metric(logits, data)
+
+        folds_mlp, folds_knn, tests_mlp, tests_knn = [], [], {}, {}
+        t1 = time.perf_counter()
+        for fold, train_s, valid_s, test_s in _split_roles(task):
+            train, valid, test = self._data(splits, train_s), self._data(splits, valid_s), self._data(splits, test_s)
+            if "mlp" in opts.tracks:
+                cfg = ProbeConfig(
+                    epochs=task.epochs,
+                    learning_rate=task.learning_rate,
+                    batch_size=task.batch_size_train,
+                    batch_size_valid=task.batch_size_valid,
+                    valid_every=task.valid_every,
+                    loss="bce" if task.criterion == "BCEWithLogitsLoss" else "cross_entropy",
+                    pos_weight=task.criterion_args.get("pos_weight"),
+                    seed=task.seed,
+                    device=opts.device,
+                )
+                result = train_probe(train, valid, task.output_dim, cfg, selection)
+                logits = predict(result.model, test, cfg.batch_size_valid or cfg.batch_size, opts.device)
+                folds_mlp.append(metric(logits, test))
+                tests_mlp[fold] = (logits, test)
+            if "knn" in opts.tracks and task.do_knn and task.task_type == "clip":
+                scores = knn_scores(
+                    train.inputs.numpy(),
+                    train.targets.numpy(),
+                    test.inputs.numpy(),
+                    task.output_dim,
+                    protocol=opts.protocol,
+                )
+                folds_knn.append(accuracy(scores, test.targets.numpy()))
+                tests_knn[fold] = (scores, test)
+        t2 = time.perf_counter()
+        tracks = {}
+        for track, folds, tests, fn in (
+            ("mlp", folds_mlp, tests_mlp, metric),
+            ("knn", folds_knn, tests_knn, lambda s, d: accuracy(s, d.targets.numpy())),
+        ):
+            if not folds:
+                continue
+            raw = float(np.mean(folds))
+            lo, hi = self._interval(tests, fn)
+            norm = task.normalised_score if track == "mlp" else (lambda r: float(r))
+            ci = sorted([norm(lo), norm(hi)])
+            tracks[track] = {
+                "metric": task.metric if track == "mlp" else "accuracy",
+                "raw": raw,
+                "score": norm(raw),
+                "folds": [float(f) for f in folds],
+                "ci95": ci,
+            }
+        test_count = sum(len(splits[s]) for s in {r[3] for r in _split_roles(task)})
+        return {
+            "xbench_version": __version__,
+            "protocol": opts.protocol,
+            "task": task.name,
+            "formal_name": task.formal_name or task.name,
+            "task_version": task.version,
+            "task_fingerprint": task.fingerprint(),
+            "domain": task.domain,
+            "private": task.private,
+            "weight": task.eval_weight,
+            "test_count": test_count,
+            "seed": task.seed,
+            "encoder": self.identity,
+            "encoder_slug": self.slug,
+            "cache": str(self.unit_root),
+            "cache_keys": sorted({u.key_hash for u in units}),
+            "tracks": tracks,
+            "timings": {"embed_s": embed_s, "load_s": t1 - t0 - embed_s, "score_s": t2 - t1},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node(),
+            "torch": torch.__version__,
+        }
+
+    def _interval(self, tests: dict[str, tuple[Any, ProbeData]], fn: Any) -> tuple[float, float]:
+        sizes = {fold: len(data) for fold, (_, data) in tests.items()}
+
+        def resampled(draw: dict[str, np.ndarray]) -> float:
+            vals = []
+            for fold, idx in draw.items():
+                logits, data = tests[fold]
+                picked = [logits[i] for i in idx] if isinstance(logits, list) else logits[idx]
+                vals.append(fn(picked, _subset(data, idx)))
+            return float(np.mean(vals))
+
+        return bootstrap_interval(resampled, sizes, rounds=self.opts.bootstrap_rounds, seed=self.task.seed)
+
+
+def result_path(output_dir: Path, slug: str, task: TaskConfig, protocol: str) -> Path:
+    """Where the JSON result of (encoder, task) goes."""
+    return output_dir / slug / protocol / f"{task.name}@v{task.version}.json"
+
+
+def evaluate(
+    encoder: Any,
+    tasks: Sequence[TaskConfig],
+    options: RunOptions | None = None,
+) -> Any:
+    """Score ``encoder`` (a file, zoo name or nn.Module) on ``tasks``; returns a pandas DataFrame.
+
+    One row per (task, track) with raw metric, 0–1 score, 95 % bootstrap interval and weight.
+    """
+    import pandas as pd
+
+    opts = options or RunOptions()
+    if opts.overwrite not in OVERWRITE:
+        raise ValueError(f"overwrite must be one of {OVERWRITE}, got {opts.overwrite!r}")
+    instance = load_encoder(encoder)
+    validate_attributes(instance)
+    identity = encoder_identity(instance, opts.harness.describe())
+    fp = encoder_fingerprint(identity)
+    slug = encoder_slug(instance, fp)
+    lazy = _LazyEncoder(instance, opts.harness)
+    out_dir = Path(opts.output_dir) if opts.output_dir else None
+    rows, results = [], []
+    for task in tasks:
+        path = result_path(out_dir, slug, task, opts.protocol) if out_dir else None
+        if path is not None and path.is_file() and opts.overwrite != "always":
+            result = json.loads(path.read_text())
+        else:
+            result = TaskRunner(task, lazy, identity, slug, opts).run()
+            if path is not None:
+                atomic_write_json(path, result)
+        results.append(result)
+        for track, t in result["tracks"].items():
+            rows.append(
+                {
+                    "encoder": slug,
+                    "task": task.name,
+                    "formal_name": result["formal_name"],
+                    "domain": task.domain,
+                    "private": task.private,
+                    "track": track,
+                    "metric": t["metric"],
+                    "raw": t["raw"],
+                    "score": t["score"],
+                    "ci_low": t["ci95"][0],
+                    "ci_high": t["ci95"][1],
+                    "weight": task.eval_weight,
+                    "test_count": result["test_count"],
+                    "protocol": opts.protocol,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if out_dir is not None:
+        write_summary(out_dir / slug / opts.protocol, frame, results)
+    return frame
+
+
+def averages(frame: Any) -> list[dict[str, Any]]:
+    """Weighted averages of an :func:`evaluate` frame (all / public / private / per domain, per track)."""
+    items = [
+        ScoredTask(r.task, r.track, r.score, r.weight, bool(r.private), r.domain, r.protocol)
+        for r in frame.itertuples()
+    ]
+    return aggregate(items)
+
+
+def write_summary(folder: Path, frame: Any, results: list[dict[str, Any]]) -> None:
+    """``summary.json`` (results + averages) and ``summary.csv`` (one row per task and track), atomically."""
+    from xbench.embedding_cache import atomic_write_bytes
+
+    atomic_write_json(folder / "summary.json", {"results": results, "averages": averages(frame)})
+    atomic_write_bytes(folder / "summary.csv", frame.to_csv(index=False).encode())
+
+
+def summary_table(frame: Any) -> str:
+    """The closing table: one row per task with MLP and kNN scores, then the weighted averages."""
+    if frame.empty:
+        return "(no results)"
+    wide = frame.pivot_table(index="formal_name", columns="track", values="score", aggfunc="first")
+    lines = [wide.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")]
+    for row in averages(frame):
+        lines.append(
+            f"Weighted average {row['track'].upper()} ({row['group']}, {row['tasks']} tasks): {row['score']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["RunOptions", "evaluate", "averages", "summary_table", "split_names"]
