@@ -147,7 +147,7 @@ def iter_members(shard: PathLike) -> Iterator[tuple[str, bytes]]:
                 yield name, data
             _check_end(tar, path, name)
     except tarfile.TarError as exn:
-        after = f" after member {name!r}" if name is not None else ""
+        after = f" at or after member {name!r}" if name is not None else ""
         raise ShardError(f"not a readable tar{after}: {exn}", shard=path) from exn
 
 
