@@ -354,7 +354,9 @@ class TaskConfig:
     ``criterion_args`` (MAESTRO's ``pos_weight``); ``metric_args`` holds only task constants (the harness
     adds the encoder's ``hop_size_in_ms``); k-fold tasks have all three split names ``None``.
     ``audio_tar_name_of_split`` maps split name (or fold id) → shard glob; left empty it is computed as
-    X-ARES does (``f"{split}*.tar"``, k-fold ``f"wds-audio-fold-{k}-*.tar"``).
+    X-ARES does (``f"{split}*.tar"``, k-fold ``f"wds-audio-fold-{k}-*.tar"``); its keys are the distinct
+    split names, so val=test tasks have two (Subway broadcast one). ``dataclasses.replace`` keeps the
+    mappings: pass ``{}`` for them when changing split names or folds, to have them recomputed.
     """
 
     name: str
