@@ -252,6 +252,7 @@ def test_private_task_is_never_downloaded(fake, root):
     assert [r.status for r in results] == ["private", "private"] and all(r.ok for r in results)
     assert results[0].message == f"private: place the shards in {root / 'local' / 'subway_broadcast'}"
     assert results[1].message == f"private: place the shards in {record_dir(109, root)}"
+    assert results[0].line() == f"subway_broadcast: {results[0].message}"
     assert sum(fake.requests.values()) == 0
 
 
@@ -352,6 +353,18 @@ UNSAFE = {
     "tgz-parent": ("a.tgz", lambda p: _tar(p, "w:gz", lambda tf: _tar_add_file(tf, "../up.txt")), "../up.txt"),
     "tgz-absolute": ("a.tgz", lambda p: _tar(p, "w:gz", lambda tf: _tar_add_file(tf, "/abs.txt")), "/abs.txt"),
 }
+REASON = {
+    "zip-parent": "'..' path component",
+    "zip-absolute": "absolute path",
+    "zip-backslash": "'..' path component",
+    "zip-symlink": "symbolic link",
+    "tgz-symlink": "symbolic link to '/etc/passwd'",
+    "tar-xz-hardlink": "hard link to 'fine.txt'",
+    "tgz-device": "device file",
+    "tgz-fifo": "device file or FIFO",
+    "tgz-parent": "'..' path component",
+    "tgz-absolute": "absolute path",
+}
 
 
 @pytest.mark.parametrize("case", sorted(UNSAFE))
@@ -365,6 +378,7 @@ def test_unsafe_members_are_refused(tmp_path, case):
     with pytest.raises(UnsafeArchiveError) as info:
         safe_extract(archive, target)
     assert info.value.member == member and info.value.archive == str(archive)
+    assert info.value.reason.startswith(REASON[case])
     assert str(archive) in str(info.value) and repr(member) in str(info.value)
     assert archive.exists()  # kept for inspection
     assert list(target.iterdir()) == []

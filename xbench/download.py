@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -67,7 +68,7 @@ class DownloadTask(Protocol):
     def name(self) -> str: ...
 
     @property
-    def zenodo_id(self) -> int | None: ...
+    def zenodo_id(self) -> int | str | None: ...
 
     @property
     def private(self) -> bool: ...
@@ -105,7 +106,8 @@ class DownloadResult:
 
     def line(self) -> str:
         """A human-readable summary (missing files one per line)."""
-        text = f"{self.task}: {self.status}: {self.message}"
+        status = "" if self.message.startswith(f"{self.status}:") else f"{self.status}: "
+        text = f"{self.task}: {status}{self.message}"
         return "\n".join([text, *(f"  missing {path}{_partial_note(path)}" for path in self.missing)])
 
 
@@ -259,6 +261,8 @@ def _download_record(
                 (folder / name).unlink(missing_ok=True)  # left over by a crash after the marker
         return "present", sorted(marker["files"]), f"record {record_id} already complete in {folder}"
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}.extract-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by an extraction that was killed
     if mirror is not None:
         record = _mirror_record(mirror, record_id, pins)
         source = str(mirror / str(record_id))
@@ -368,7 +372,7 @@ def download_tasks(
                 )
         except (ZenodoError, ArchiveError, ValueError, OSError) as exc:
             status, message, error = "error", f"record {record_id}: {exc}", exc
-            log.error("%s", message)
+            log.debug("%s", message, exc_info=True)
         for k, i in enumerate(indices):
             note = f" (record shared with {members[0].name})" if k else ""
             results[i] = DownloadResult(

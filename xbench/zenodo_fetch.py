@@ -219,6 +219,17 @@ def _http_error(exc: urllib.error.HTTPError, url: str, what: str) -> Exception:
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout)
 
 
+def _network_error(exc: BaseException, url: str) -> Exception:
+    """A failed name lookup ends at once (no network); other network errors are retried."""
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, socket.gaierror):
+        host = urllib.parse.urlsplit(url).hostname
+        return ZenodoError(
+            f"cannot resolve {host} ({exc.reason}): no network? Use --offline to list what is missing, "
+            f"--mirror DIR to copy records from a local folder, or ${BASE_URL_ENV} for another server"
+        )
+    return _Transient(f"{type(exc).__name__}: {exc}")
+
+
 def _open(url: str, timeout: float, headers: Mapping[str, str] | None = None) -> http.client.HTTPResponse:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
     return urllib.request.urlopen(request, timeout=timeout)
@@ -264,7 +275,7 @@ def fetch_record_json(
         except urllib.error.HTTPError as exc:
             raise _http_error(exc, url, f"Zenodo record {record_id}") from exc
         except _NETWORK_ERRORS as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+            raise _network_error(exc, url) from exc
         try:
             data = json.loads(body)
         except ValueError as exc:
@@ -355,7 +366,7 @@ def _http_transfer(file: RecordFile, part: Path, timeout: float, progress: bool 
             raise _Transient(f"server refused to resume {file.name} at byte {offset}; restarting") from exc
         raise _http_error(exc, file.url, f"file {file.name!r}") from exc
     except _NETWORK_ERRORS as exc:
-        raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+        raise _network_error(exc, file.url) from exc
     with resp:
         if offset and resp.status == 206:
             start = _content_range_start(resp.headers.get("Content-Range"))
