@@ -35,6 +35,7 @@ from xbench.zenodo_fetch import (
     PinnedChecksumError,
     RateLimitError,
     ZenodoError,
+    fetch_record,
     parse_record,
     resolve_base_url,
 )
@@ -587,3 +588,22 @@ def test_download_command(fake, root, tmp_path, monkeypatch, capsys):
     args = parser.parse_args(["download", "nope", "--data-root", str(root)])
     assert args.func(args) == 2
     assert "unknown task" in capsys.readouterr().err
+
+
+def test_file_in_place_that_fails_verification_is_fetched_again(fake, root):
+    fake.add_record(119, {"a.tar": blob(60), "b.tar": blob(61)})
+    (first,) = run([Task("t", 119)], root, fake)
+    assert first.status == "downloaded", first.message
+    folder = record_dir(119, root)
+    (folder / MARKER_NAME).unlink()
+    (folder / "a.tar").write_bytes(b"damaged")
+    (second,) = run([Task("t", 119)], root, fake)
+    assert second.status == "downloaded", second.message
+    assert fake.requests[fake.file_path(119, "a.tar")] == 2
+    assert fake.requests[fake.file_path(119, "b.tar")] == 1
+    assert (folder / "a.tar").read_bytes() == blob(60)
+
+
+def test_unresolvable_host_fails_at_once():
+    with pytest.raises(ZenodoError, match="cannot resolve zenodo.invalid"):
+        fetch_record(1, "http://zenodo.invalid", retries=5, backoff=10.0)
