@@ -81,7 +81,7 @@ def _frame_data(task: TaskConfig, unit: EmbeddedUnit, hop: float) -> ProbeData:
     for i, meta in enumerate(unit.meta):
         frames = torch.from_numpy(unit.clip_frames(i).astype(np.float32))
         xs.append(frames)
-        ys.append(torch.from_numpy(task.frame_targets(meta, hop, len(frames)).astype(np.float32)))
+        ys.append(torch.from_numpy(task.frame_targets(meta, hop, len(frames)).T.astype(np.float32)))  # [T, C]
     return ProbeData(xs, ys)
 
 
