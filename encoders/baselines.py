@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from xbench.encoders.card import ZooCard
 from xbench.encoders.frontends import MelSpectrogram
 
 
@@ -41,3 +42,29 @@ class RandomProjectionEncoder(torch.nn.Module):
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.logmel(audio) @ self.projection
+
+
+CARDS = [
+    ZooCard(
+        name="logmel",
+        family="baselines",
+        factory="xbench.encoders.baselines:LogMelEncoder",
+        sampling_rate=16000,
+        hop_size_in_ms=10,
+        output_dim=64,
+        parameters=0,
+        licence="Apache-2.0",
+        description="64-band log-mel spectrogram (25 ms / 10 ms); no learned parameters.",
+    ),
+    ZooCard(
+        name="random-projection",
+        family="baselines",
+        factory="xbench.encoders.baselines:RandomProjectionEncoder",
+        sampling_rate=16000,
+        hop_size_in_ms=10,
+        output_dim=512,
+        parameters=0,
+        licence="Apache-2.0",
+        description="128-band log-mel projected by a fixed seeded Gaussian matrix to 512 dimensions.",
+    ),
+]

@@ -89,9 +89,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_zoo_ls(args: argparse.Namespace) -> int:
     from xbench.encoder_contract import zoo_entry_points
+    from xbench.encoders.registry import all_cards
 
+    cards = all_cards()
+    rows = []
     for name, ep in sorted(zoo_entry_points().items()):
-        print(f"{name:24s} {ep.value}")
+        card = cards.get(name)
+        row = {"name": name, "factory": ep.value}
+        if card is not None:
+            row.update(card.to_dict())
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':22s} {'family':12s} {'sr':>6s} {'hop ms':>7s} {'dim':>5s} {'params':>12s}  extra")
+    for row in rows:
+        params = "" if row.get("parameters") is None else f"{row['parameters']:,}"
+        print(
+            f"{row['name']:22s} {row.get('family', '-'):12s} {row.get('sampling_rate', ''):>6} "
+            f"{row.get('hop_size_in_ms', ''):>7} {row.get('output_dim', ''):>5} {params:>12s}  {row.get('extra') or ''}"
+        )
     return 0
 
 
@@ -147,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = sub.add_parser("zoo", help="the encoder zoo")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     zoo_ls = zoo_sub.add_parser("ls", help="list registered encoders (entry-point group xbench.encoders)")
+    zoo_ls.add_argument("--json", action="store_true", help="print the cards as JSON")
     zoo_ls.set_defaults(func=_cmd_zoo_ls)
     return parser
 
