@@ -10,24 +10,35 @@ import argparse
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from xbench import __version__
+
+if TYPE_CHECKING:
+    from xbench.encoder_contract import HarnessOptions
+
+
+def _harness_options(args: argparse.Namespace) -> HarnessOptions:
+    """The harness wrapper settings shared by `check` and `run`."""
+    from xbench.encoder_contract import HarnessOptions
+
+    return HarnessOptions(
+        enabled=not args.raw,
+        device=args.device,
+        chunk_seconds=None if args.chunk_seconds <= 0 else args.chunk_seconds,
+    )
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from xbench.deep_check import DeepCheckOptions, deep_check
-    from xbench.encoder_contract import EncoderError, HarnessOptions, load_encoder
+    from xbench.encoder_contract import EncoderError, load_encoder
 
     try:
         encoder = load_encoder(args.encoder)
     except EncoderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    harness = HarnessOptions(
-        enabled=not args.raw,
-        device=args.device,
-        chunk_seconds=None if args.chunk_seconds <= 0 else args.chunk_seconds,
-    )
+    harness = _harness_options(args)
     options = DeepCheckOptions(long_seconds=args.long_seconds)
     report = deep_check(encoder, harness, options)
     report.encoder = args.encoder
@@ -39,7 +50,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from xbench.encoder_contract import EncoderError, HarnessOptions
+    from xbench.encoder_contract import EncoderError
     from xbench.evaluate import RunOptions, evaluate, summary_table
     from xbench.task_registry import get_task, load_tasks
 
@@ -59,11 +70,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    harness = HarnessOptions(
-        enabled=not args.raw,
-        device=args.device,
-        chunk_seconds=None if args.chunk_seconds <= 0 else args.chunk_seconds,
-    )
+    harness = _harness_options(args)
     opts = RunOptions(
         tracks=tuple(t.strip() for t in args.track.split(",") if t.strip()),
         protocol=args.protocol,
