@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xbench import __version__
+from xbench.atomic_io import atomic_write_json
 from xbench.paths import task_audio_dir
 from xbench.safe_extract import ArchiveError, is_archive, safe_extract
 from xbench.zenodo_fetch import (
@@ -50,7 +51,6 @@ from xbench.zenodo_fetch import (
     parse_record,
     record_api_url,
     verify_file,
-    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def is_downloaded(task: DownloadTask, root: str | Path | None = None) -> bool:
 
 
 def _write_marker(folder: Path, data: Mapping[str, Any]) -> None:
-    write_json_atomic(data, folder / MARKER_NAME)
+    atomic_write_json(folder / MARKER_NAME, data, indent=1)
 
 
 def _merged_pins(tasks: Sequence[DownloadTask], record_id: int) -> dict[str, str]:
@@ -270,7 +270,7 @@ def _download_record(
         record = fetch_record(record_id, base_url, retries=retries, backoff=backoff, timeout=timeout)
         source = record_api_url(record_id, base_url)
     if record.raw is not None:
-        write_json_atomic(record.raw, folder / RECORD_CACHE_NAME)
+        atomic_write_json(folder / RECORD_CACHE_NAME, record.raw, indent=1)
     expected = _check_pins(record, pins)
     md5s: dict[str, str] = {}
     fetched = 0

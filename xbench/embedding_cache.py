@@ -10,41 +10,23 @@ marker, or whose marker holds another hash, is treated as missing and recomputed
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xbench.atomic_io import atomic_write_bytes, atomic_write_json
+
 CACHE_FORMAT = 1
+__all__ = ["atomic_write_bytes", "atomic_write_json", "write_unit", "read_unit", "is_complete", "key_hash"]
 
 
 def key_hash(key: dict[str, Any]) -> str:
     """sha256 of a cache key record (JSON, sorted keys)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """:func:`atomic_write_bytes` of pretty JSON."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 @dataclass
@@ -101,8 +83,6 @@ def write_unit(
     pooled = np.stack([f.astype(np.float64).mean(0) if len(f) else np.zeros(dim) for f in frames]).astype(np.float32)
     if not frames:
         pooled = np.zeros((0, dim), np.float32)
-    import io
-
     buf = io.BytesIO()
     np.savez(
         buf,

@@ -457,16 +457,6 @@ def fetch_file(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def write_json_atomic(data: Mapping[str, Any], path: Path) -> None:
-    """Write JSON to ``path`` atomically (temp file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
@@ -478,7 +468,6 @@ __all__ = [
     "RecordFile",
     "ZenodoError",
     "check_file_name",
-    "write_json_atomic",
     "expected_md5",
     "fetch_file",
     "fetch_record",
