@@ -9,6 +9,24 @@ BROKEN = FIXTURES / "broken_encoders.py"
 
 torch.set_num_threads(int(os.environ.get("XBENCH_NUM_THREADS", "1")))
 
+# Zoo encoders build with seeded random weights under test: no weight downloads, same architecture.
+os.environ.setdefault("XBENCH_RANDOM_WEIGHTS", "1")
+# The registry-wide check of a zoo card above this many parameters runs only with `-m slow`.
+SLOW_ZOO_PARAMETERS = 200_000_000
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    from xbench.encoders.registry import all_cards
+
+    cards = all_cards()
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
+        card = cards.get(name) if module.endswith("test_zoo_registry") and name else None
+        if card is not None and (card.parameters or 0) > SLOW_ZOO_PARAMETERS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def broken_module():
