@@ -151,10 +151,11 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+        mask = None
+        if key_padding_mask is not None:  # the lowest float, as the reference: all-padding rows average all keys
+            mask = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
+            mask = mask.masked_fill(key_padding_mask, torch.finfo(q.dtype).min)[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        if key_padding_mask is not None:  # rows with nothing to attend to come out NaN: zero them
-            out = torch.nan_to_num(out)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
