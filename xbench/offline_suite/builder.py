@@ -1,0 +1,183 @@
+"""Build the offline suite: five pools of generated audio shards plus seven task declarations.
+
+Layout of a built suite (default ``<data root>/suites/offline``, ``--small``: ``.../offline-small``)::
+
+    tasks/_suite.json            manifest: suite name, size, sources used (SoundFont sha256s), clip counts
+    tasks/offline_<task>.json    TaskConfig.to_dict() dumps, data_dir relative ("../data/<pool>")
+    data/<pool>/{train,valid,test}-NNNNNN.tar   X-ARES-format shards (FLAC + json)
+
+The loader skips ``_suite.json`` (a leading underscore), so ``tasks/`` is a plain ``--tasks-dir``; the
+manifest is the folder's suite tag. Everything is seeded per clip: rebuilding gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from xbench._version import __version__
+from xbench.offline_suite import music, speech
+from xbench.offline_suite.common import Item, PoolResult, write_declaration, write_pool
+from xbench.offline_suite.sources import Sources, detect_sources, install_hint
+from xbench.paths import data_root
+from xbench.task_config import TaskConfig
+from xbench.task_registry import load_task_file
+
+SUITE = "offline"
+MANIFEST = "_suite.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PoolDef:
+    """A pool: the sources it needs, its builder and its task declarations."""
+
+    name: str
+    requires: tuple[str, ...]
+    build: Callable[[Sources, bool], list[Item]]
+    declare: Callable[[PoolResult], list[TaskConfig]]
+
+
+_TTS = ("espeak", "flite", "festival")
+_FONTS = ("timgm6mb", "fluidr3", "musescore")
+POOLS: tuple[PoolDef, ...] = (
+    PoolDef("keywords", _TTS, speech.build_keywords, speech.declare_keywords),
+    PoolDef("speech", _TTS, speech.build_speech, speech.declare_speech),
+    PoolDef("notes", _FONTS, music.build_notes, music.declare_notes),
+    PoolDef("melodies", _FONTS, music.build_melodies, music.declare_melodies),
+    PoolDef("mixtures", _FONTS, music.build_mixtures, music.declare_mixtures),
+)
+TASK_POOLS = {
+    "offline_keywords": "keywords",
+    "offline_language": "speech",
+    "offline_gender": "speech",
+    "offline_instrument": "notes",
+    "offline_pitch": "notes",
+    "offline_melody_notes": "melodies",
+    "offline_instrument_mix": "mixtures",
+}
+
+
+class SuiteError(RuntimeError):
+    """The suite cannot be built or found; the message says what to do."""
+
+
+def default_suite_dir(name: str = SUITE, small: bool = False, root: str | Path | None = None) -> Path:
+    """``<data root>/suites/<name>`` (``<name>-small`` for the small size)."""
+    return data_root(root) / "suites" / (f"{name}-small" if small else name)
+
+
+def _build_pool(pool: PoolDef, sources: Sources, small: bool, folder: str) -> tuple[dict[str, str], dict[str, int]]:
+    items = pool.build(sources, small)
+    return write_pool(Path(folder), items)
+
+
+def build_suite(
+    out: str | Path | None = None,
+    *,
+    small: bool = False,
+    partial: bool = False,
+    jobs: int = 1,
+    sources: Sources | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Build the offline suite into ``out`` (default :func:`default_suite_dir`); returns its ``tasks/`` folder.
+
+    With a source missing, raises :class:`SuiteError` naming the packages to install, unless ``partial``:
+    then the pools that lack a source are left out (and listed in the manifest).
+    """
+    out = Path(out) if out is not None else default_suite_dir(small=small)
+    sources = sources or detect_sources()
+    todo, skipped = [], {}
+    for pool in POOLS:
+        missing = [s for s in pool.requires if not sources.has(s)]
+        if missing:
+            skipped[pool.name] = missing
+        else:
+            todo.append(pool)
+    if skipped and not partial:
+        missing = sorted({m for ms in skipped.values() for m in ms})
+        raise SuiteError(
+            f"offline suite: missing sources {missing} (pools {sorted(skipped)}); install them: "
+            f"{install_hint(missing)}; or pass --partial to build only the pools that have their sources"
+        )
+    if not todo:
+        raise SuiteError("offline suite: no pool has all its sources; " + install_hint(sorted(set(_TTS + _FONTS))))
+    tasks_dir, data_dir = out / "tasks", out / "data"
+    tasks_dir.mkdir(parents=True, exist_ok=True)
+    for old in list(tasks_dir.glob("offline_*.json")) + [tasks_dir / MANIFEST]:
+        old.unlink(missing_ok=True)
+    started = time.perf_counter()
+    results: dict[str, tuple[dict[str, str], dict[str, int]]] = {}
+    if jobs > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool_exec:
+            futures = {p.name: pool_exec.submit(_build_pool, p, sources, small, str(data_dir / p.name)) for p in todo}
+            for name, future in futures.items():
+                results[name] = future.result()
+                log(f"[suite] pool {name}: {results[name][1]} ({time.perf_counter() - started:.0f} s)")
+    else:
+        for p in todo:
+            results[p.name] = _build_pool(p, sources, small, str(data_dir / p.name))
+            log(f"[suite] pool {p.name}: {results[p.name][1]} ({time.perf_counter() - started:.0f} s)")
+    manifest: dict[str, Any] = {
+        "suite": SUITE,
+        "format": FORMAT_VERSION,
+        "size": "small" if small else "full",
+        "xbench_version": __version__,
+        "sources": sources.describe(),
+        "skipped_pools": {k: sorted(v) for k, v in skipped.items()},
+        "tasks": {},
+    }
+    for p in todo:
+        checksums, counts = results[p.name]
+        result = PoolResult(p.name, data_dir / p.name, checksums, counts)
+        for task in p.declare(result):
+            write_declaration(task, tasks_dir)
+            manifest["tasks"][task.name] = {"pool": p.name, "clips": counts}
+    (tasks_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    log(f"[suite] {SUITE} ({manifest['size']}): {len(manifest['tasks'])} tasks, {size / 1e6:.1f} MB, "
+        f"{time.perf_counter() - started:.0f} s -> {tasks_dir}")  # fmt: skip
+    return tasks_dir
+
+
+def read_manifest(tasks_dir: str | Path) -> dict[str, Any] | None:
+    """The ``_suite.json`` of a tasks folder, or None."""
+    path = Path(tasks_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def find_suite_tasks_dir(name: str, tasks_dir: str | Path | None = None, root: str | Path | None = None) -> Path:
+    """The tasks folder of suite ``name``: ``tasks_dir`` (or ``tasks_dir/tasks``) when its manifest names the
+    suite, else ``<data root>/suites/<name>/tasks``; :class:`SuiteError` when it is not built."""
+    candidates = [Path(tasks_dir), Path(tasks_dir) / "tasks"] if tasks_dir else []
+    candidates.append(default_suite_dir(name, root=root) / "tasks")
+    for folder in candidates:
+        manifest = read_manifest(folder)
+        if manifest is not None and manifest.get("suite") == name:
+            return folder.expanduser().resolve()
+    where = ", ".join(str(c) for c in candidates)
+    raise SuiteError(f"suite {name!r} is not built (looked in {where}); run `xbench suite build {name}`")
+
+
+def suite_tasks(
+    name: str = SUITE, tasks_dir: str | Path | None = None, root: str | Path | None = None
+) -> list[TaskConfig]:
+    """The task declarations of a built suite, in name order (only that suite's folder is read)."""
+    folder = find_suite_tasks_dir(name, tasks_dir, root)
+    files = sorted(p for p in folder.glob("*.json") if not p.name.startswith(("_", ".")))
+    return [load_task_file(p) for p in files]
+
+
+def default_jobs() -> int:
+    """Worker processes for a build: the usable cores, at most 2."""
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
