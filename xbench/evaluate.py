@@ -33,7 +33,8 @@ from xbench.scores import ScoredTask, aggregate, bootstrap_interval
 from xbench.task_config import TaskConfig
 
 OVERWRITE = ("never", "missing", "always")
-SUPPORTED_TYPES = ("clip", "frame")
+SUPPORTED_TYPES = ("clip", "frame", "contrastive", "asr")
+SPECIAL_TYPES = ("contrastive", "asr")  # scored by their own probes (MLP track only)
 
 
 @dataclass
@@ -52,6 +53,12 @@ class RunOptions:
     bootstrap_rounds: int = 1000
     harness: HarnessOptions = field(default_factory=HarnessOptions)
     show_progress: bool = True
+    # contrastive (Clotho): bert-base-uncased vocab.txt, tokenizer folder or hub id; None: see resolve_tokenizer
+    text_tokenizer: str | None = None
+    # asr (LibriSpeech): causal-LM folder or hub id; None: $XBENCH_ASR_DECODER, else Qwen/Qwen2.5-0.5B
+    asr_decoder: str | None = None
+    asr_max_new_tokens: int = 200
+    asr_valid_utterances: int | None = 200  # greedy model selection on this many validation utterances
 
 
 class _LazyEncoder:
@@ -122,6 +129,8 @@ class TaskRunner:
         root = default_cache_root(opts.cache_root)
         self.unit_root = root / "embeddings" / slug / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
         self.unit_root = self.unit_root / opts.protocol
+        self._tokenizer: tuple[Any, str] | None = None  # contrastive tasks, loaded on first use
+        self._decoder: tuple[Any, Any, str] | None = None  # asr tasks, loaded on first use
 
     def units(self) -> list[EmbedUnit]:
         audio_dir = task_audio_dir(self.task, self.opts.data_root)
@@ -164,6 +173,10 @@ class TaskRunner:
         units = self.units()
         embed_s = self.embed(units)
         splits = self.load(units)
+        if task.task_type in SPECIAL_TYPES:
+            t1 = time.perf_counter()
+            tracks = {"mlp": self._special_track(splits)} if "mlp" in opts.tracks else {}
+            return self._record(units, splits, tracks, embed_s, t1 - t0 - embed_s, time.perf_counter() - t1)
         metric = _metric(task, self.hop)
         direction = 1.0 if task.higher_is_better else -1.0
 
@@ -219,6 +232,19 @@ class TaskRunner:
                 "folds": [float(f) for f in folds],
                 "ci95": ci,
             }
+        return self._record(units, splits, tracks, embed_s, t1 - t0 - embed_s, t2 - t1)
+
+    def _record(
+        self,
+        units: list[EmbedUnit],
+        splits: dict[str, EmbeddedUnit],
+        tracks: dict[str, Any],
+        embed_s: float,
+        load_s: float,
+        score_s: float,
+    ) -> dict[str, Any]:
+        """The result JSON of this (encoder, task)."""
+        task, opts = self.task, self.opts
         test_count = sum(len(splits[s]) for s in {r[3] for r in _split_roles(task)})
         return {
             "xbench_version": __version__,
@@ -237,11 +263,149 @@ class TaskRunner:
             "cache": str(self.unit_root),
             "cache_keys": sorted({u.key_hash for u in units}),
             "tracks": tracks,
-            "timings": {"embed_s": embed_s, "load_s": t1 - t0 - embed_s, "score_s": t2 - t1},
+            "timings": {"embed_s": embed_s, "load_s": load_s, "score_s": score_s},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "host": platform.node(),
             "torch": torch.__version__,
         }
+
+    def _special_track(self, splits: dict[str, EmbeddedUnit]) -> dict[str, Any]:
+        """MLP-track entry of a contrastive or asr task: its probe per fold, raw metric, score, bootstrap CI.
+
+        The interval resamples test items (Clotho: clips with all their captions as queries against the
+        fixed test gallery; ASR: utterances) within every fold.
+        """
+        task = self.task
+        score_fold = self._retrieval_fold if task.task_type == "contrastive" else self._asr_fold
+        folds, subsets, sizes, probes = [], {}, {}, []
+        for fold, train_s, valid_s, test_s in _split_roles(task):
+            units = [concat_units([splits[n] for n in names.split(",")]) for names in (train_s, valid_s, test_s)]
+            on_subset, size, probe = score_fold(*units)
+            folds.append(on_subset(np.arange(size)))
+            subsets[fold], sizes[fold] = on_subset, size
+            probes.append(probe)
+
+        def resampled(draw: dict[str, np.ndarray]) -> float:
+            return float(np.mean([subsets[fold](idx) for fold, idx in draw.items()]))
+
+        lo, hi = bootstrap_interval(resampled, sizes, rounds=self.opts.bootstrap_rounds, seed=task.seed)
+        raw = float(np.mean(folds))
+        return {
+            "metric": task.metric,
+            "raw": raw,
+            "score": task.normalised_score(raw),
+            "folds": [float(f) for f in folds],
+            "ci95": sorted([task.normalised_score(lo), task.normalised_score(hi)]),
+            "probe": probes[0] if len(probes) == 1 else probes,
+        }
+
+    def _retrieval_fold(
+        self, train: EmbeddedUnit, valid: EmbeddedUnit, test: EmbeddedUnit
+    ) -> tuple[Any, int, dict[str, Any]]:
+        from xbench import retrieval_probe as rp
+
+        task = self.task
+        if task.metric != "recallatk_r1":
+            raise NotImplementedError(f"task {task.name}: contrastive tasks are scored by recallatk_r1 only")
+        if self._tokenizer is None:
+            self._tokenizer = rp.resolve_tokenizer(self.opts.text_tokenizer)
+        tokenizer, source = self._tokenizer
+        cfg = rp.RetrievalConfig(
+            epochs=task.epochs,
+            learning_rate=task.learning_rate,
+            batch_size=task.batch_size_train,
+            batch_size_valid=task.batch_size_valid,
+            valid_every=task.valid_every,
+            seed=task.seed,
+            device=self.opts.device,
+        )
+        data = [
+            rp.RetrievalData(torch.from_numpy(u.pooled.astype(np.float32)), [task.encode_label(m) for m in u.meta])
+            for u in (train, valid, test)
+        ]
+        result = rp.train_retrieval_probe(data[0], data[1], tokenizer, cfg)
+        k = data[2].captions_per_clip()
+        audio, text = rp.embed(result.model, data[2], tokenizer, cfg.batch_size_valid or cfg.batch_size, cfg.device)
+        a2t, t2a = rp.retrieval_hits(audio, text, k)
+        probe = {
+            "probe": "RetrievalProbe",
+            "tokenizer": source,
+            "vocab_size": len(tokenizer),
+            "hidden": cfg.hidden,
+            "captions_per_clip": k,
+            "best_epoch": result.best_epoch,
+            "best_valid": result.best_valid,
+            "recall_a2t": float(a2t.mean()),
+            "recall_t2a": float(t2a.mean()),
+        }
+        return (lambda idx: rp.recall_from_hits(a2t[idx], t2a[idx])), len(a2t), probe
+
+    def _asr_fold(
+        self, train: EmbeddedUnit, valid: EmbeddedUnit, test: EmbeddedUnit
+    ) -> tuple[Any, int, dict[str, Any]]:
+        from xbench import asr_probe as ap
+
+        task, opts = self.task, self.opts
+        if task.metric not in ("WER_inv", "WER"):
+            raise NotImplementedError(f"task {task.name}: asr tasks are scored by WER_inv or WER only")
+        if self._decoder is None:
+            self._decoder = ap.load_decoder(opts.asr_decoder, opts.device)
+        decoder, tokenizer, name = self._decoder
+        xares = opts.protocol == "xares"
+        cfg = ap.AsrConfig(
+            epochs=task.epochs,
+            learning_rate=task.learning_rate,
+            batch_size=task.batch_size_train,
+            batch_size_valid=task.batch_size_valid,
+            valid_every=task.valid_every,
+            validation="teacher_forced" if xares else "greedy",
+            valid_max_utterances=None if xares else opts.asr_valid_utterances,
+            max_new_tokens=opts.asr_max_new_tokens,
+            repetition_penalty=1.1 if xares else 1.0,
+            seed=task.seed,
+            device=opts.device,
+        )
+        data = [
+            ap.AsrData(
+                [torch.from_numpy(u.clip_frames(i).astype(np.float32)) for i in range(len(u))],
+                [task.encode_label(m) for m in u.meta],
+            )
+            for u in (train, valid, test)
+        ]
+        result = ap.train_asr_probe(data[0], data[1], decoder, tokenizer, cfg)
+        test_data = data[2]
+        hyps = ap.transcribe(
+            result.model, test_data, cfg.batch_size_valid or cfg.batch_size, cfg.max_new_tokens, cfg.repetition_penalty
+        )
+        errors, words = ap.utterance_errors(test_data.texts, hyps)
+        adapter = result.model.adapter
+        probe = {
+            "probe": "AsrProbe",
+            "decoder": name,
+            "adapter_hidden": adapter.fc_1.out_features,
+            "d_model": adapter.proj.out_features,
+            "validation": cfg.validation,
+            "valid_max_utterances": cfg.valid_max_utterances,
+            "decoding": {
+                "do_sample": False,
+                "num_beams": 1,
+                "max_new_tokens": cfg.max_new_tokens,
+                "repetition_penalty": cfg.repetition_penalty,
+            },
+            "best_epoch": result.best_epoch,
+            "best_valid": result.best_valid,
+            "wer": float(errors.sum() / max(words.sum(), 1)),
+            "examples": [{"ref": r, "hyp": h} for r, h in zip(test_data.texts[:5], hyps[:5], strict=True)],
+        }
+
+        def on_subset(idx: np.ndarray) -> float:
+            total = int(words[idx].sum())
+            if total == 0:
+                raise ValueError("no reference words in this resample")
+            wer = float(errors[idx].sum()) / total
+            return wer if task.metric == "WER" else max(0.0, 1.0 - wer)
+
+        return on_subset, len(errors), probe
 
     def _interval(self, tests: dict[str, tuple[Any, ProbeData]], fn: Any) -> tuple[float, float]:
         sizes = {fold: len(data) for fold, (_, data) in tests.items()}
