@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,17 +218,20 @@ class AsrProbe(torch.nn.Module):
         sep = embed(torch.tensor(self.sep_ids, device=self.config.device, dtype=torch.long))
         rows = [torch.cat([a, sep.to(a.dtype)]) for a in self._audio(frames)]
         ones = [torch.ones(len(r), dtype=torch.long, device=self.config.device) for r in rows]
-        out = self._run(
-            self.decoder.generate,
-            inputs_embeds=_pad_rows(rows, 0.0, left=True),
-            attention_mask=_pad_rows(ones, 0, left=True),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            repetition_penalty=repetition_penalty,
-            pad_token_id=self.pad_id,
-            eos_token_id=self.eos_id,
-        )
+        with warnings.catch_warnings():
+            # with a prompt given as embeddings the penalty covers generated tokens only, as in X-ARES
+            warnings.filterwarnings("ignore", message="Passing `repetition_penalty` with `inputs_embeds`")
+            out = self._run(
+                self.decoder.generate,
+                inputs_embeds=_pad_rows(rows, 0.0, left=True),
+                attention_mask=_pad_rows(ones, 0, left=True),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                repetition_penalty=repetition_penalty,
+                pad_token_id=self.pad_id,
+                eos_token_id=self.eos_id,
+            )
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
