@@ -21,6 +21,14 @@ if [ "$(cat "$VENV/.xbench-key" 2>/dev/null)" != "$KEY" ]; then
     rapidfuzz==3.14.6 torchaudio==2.11.0 2>&1 | quiet
   TA_DIR="$("$VENV/bin/python" -c 'import importlib.util,os;print(os.path.dirname(importlib.util.find_spec("torchaudio").origin))')"
   rm -f "$TA_DIR"/lib/*.so
+  # --- offline suite and offline zoo (xbench suite build offline; resemblyzer, openwakeword, crepe-tiny) ---
+  # The --no-deps packages declare torchaudio (another torch), tflite-runtime, webrtcvad (a C build) or
+  # pyaudio (PortAudio headers); what they really import is in the first line or already installed.
+  "$VENV/bin/pip" install -q onnxruntime==1.31.1 librosa==0.11.0 resampy==0.4.3 webrtcvad-wheels==2.0.14.post1 \
+    espeakng-loader==0.2.4 2>&1 | quiet
+  "$VENV/bin/pip" install -q --no-deps resemblyzer==0.1.4 openwakeword==0.5.1 torchcrepe==0.0.24 \
+    tinysoundfont==0.3.7 pretty-midi==0.2.11.post0 2>&1 | quiet
+  # --- end offline block ---
   echo "$KEY" > "$VENV/.xbench-key"
 else
   "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . 2>&1 | quiet
