@@ -8,7 +8,11 @@ from xbench.encoders.card import ZooCard
 
 # Each family module exposes CARDS: list[ZooCard]. A family whose optional imports fail still
 # lists its cards (cards are plain data; only building the encoder needs the extra).
-FAMILY_MODULES = ("xbench.encoders.baselines", "xbench.encoders.dasheng", "xbench.encoders.offline")
+FAMILY_MODULES = (
+    "xbench.encoders.baselines",
+    "xbench.encoders.dasheng",
+    "xbench.encoders.beats",
+)
 
 
 def all_cards() -> dict[str, ZooCard]:
