@@ -11,6 +11,7 @@ from xbench.encoders.card import ZooCard
 FAMILY_MODULES = (
     "xbench.encoders.baselines",
     "xbench.encoders.dasheng",
+    "xbench.encoders.offline",
     "xbench.encoders.beats",
 )
 
