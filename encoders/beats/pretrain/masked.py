@@ -1,0 +1,161 @@
+"""BEATs masked acoustic-token prediction (the OpenBEATs/ESPnet recipe, iteration 1 targets).
+
+Per step: the tokenizer labels every 16 x 16 fbank patch; 75 % of the patches are masked at random
+and the encoder (the zoo's :class:`~xbench.encoders.beats.model.BeatsModel`) sees only the visible
+ones, in their original order; a small transformer predictor (3 layers, encoder width, relative
+position bias over the full sequence) re-inserts a learned mask token at the masked positions and
+predicts each masked patch's code; the loss is cross-entropy with label smoothing 0.1 over masked
+patches only. Later iterations swap the tokenizer for one distilled from the previous encoder.
+
+:func:`encoder_checkpoint` writes the encoder in the Microsoft/OpenBEATs ``{"cfg", "model"}`` layout,
+which :class:`~xbench.encoders.beats.encoder.BEATsEncoder` (and the reference code) loads.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xbench.encoders.beats.model import BeatsConfig, BeatsModel, EncoderLayer, relative_position_bucket
+from xbench.encoders.beats.pretrain.tokenizer import RandomProjectionTokenizer
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Masking, predictor and loss settings (defaults: OpenBEATs)."""
+
+    mask_ratio: float = 0.75
+    predictor_layers: int = 3
+    label_smoothing: float = 0.1
+
+
+class BeatsPredictor(nn.Module):
+    """Mask tokens at the masked positions, ``layers`` BEATs layers, logits over the codebook."""
+
+    def __init__(self, cfg: BeatsConfig, vocab: int, layers: int = 3) -> None:
+        super().__init__()
+        dim = cfg.encoder_embed_dim
+        self.cfg = cfg
+        self.decoder_embed = nn.Linear(dim, dim)
+        self.mask_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        rel = cfg.relative_position_embedding
+        self.decoder_blocks = nn.ModuleList(
+            EncoderLayer(cfg, dim, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads, layers, rel and i == 0)
+            for i in range(layers)
+        )
+        if rel:
+            for block in self.decoder_blocks[1:]:
+                block.self_attn.relative_attention_bias = self.decoder_blocks[0].self_attn.relative_attention_bias
+        self.decoder_norm = nn.LayerNorm(dim)
+        self.decoder_pred = nn.Linear(dim, vocab)
+
+    def forward(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        x = self.decoder_embed(latent)
+        b, n = ids_restore.shape
+        x = torch.cat([x, self.mask_token.expand(b, n - x.shape[1], -1)], dim=1)
+        x = torch.gather(x, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        bias = None
+        if self.cfg.relative_position_embedding:
+            pos = torch.arange(n, device=x.device)
+            buckets = relative_position_bucket(pos[None, :] - pos[:, None], self.cfg.num_buckets, self.cfg.max_distance)
+            bias = self.decoder_blocks[0].self_attn.relative_attention_bias(buckets).permute(2, 0, 1)
+        for block in self.decoder_blocks:
+            x = block(x, bias)
+        return self.decoder_pred(self.decoder_norm(x))
+
+
+def mask_patches(
+    x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Keep a random ``1 - mask_ratio`` of ``[B, N, E]`` patches per clip, in their original order.
+
+    Returns the kept patches, ``ids_restore`` (puts ``[kept, masked]`` back in place) and the
+    boolean mask ``[B, N]`` (True = masked).
+    """
+    b, n, e = x.shape
+    keep = max(1, round(n * (1 - mask_ratio)))
+    order = torch.argsort(torch.rand(b, n, generator=generator).to(x.device), dim=1)
+    keep_ids = order[:, :keep].sort(dim=1).values
+    ids_restore = torch.argsort(torch.cat([keep_ids, order[:, keep:]], dim=1), dim=1)
+    masked = torch.ones(b, n, dtype=torch.bool, device=x.device).scatter(1, keep_ids, False)
+    return torch.gather(x, 1, keep_ids.unsqueeze(-1).expand(-1, -1, e)), ids_restore, masked
+
+
+class BeatsMaskedPretraining(nn.Module):
+    """Encoder + tokenizer + predictor; ``forward(wave)`` returns the loss and masked-patch accuracy."""
+
+    def __init__(
+        self,
+        encoder_config: BeatsConfig,
+        tokenizer: RandomProjectionTokenizer | None = None,
+        config: PretrainConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or PretrainConfig()
+        self.encoder = BeatsModel(encoder_config)
+        self.tokenizer = tokenizer or RandomProjectionTokenizer(encoder_config.input_patch_size)
+        if self.tokenizer.patch_size != encoder_config.input_patch_size:
+            raise ValueError("tokenizer and encoder patch sizes differ")
+        self.predictor = BeatsPredictor(encoder_config, self.tokenizer.codebook_size, self.config.predictor_layers)
+
+    def forward(
+        self, wave: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        fbank = self.encoder.fbank(wave)
+        targets = self.tokenizer(fbank)
+        kept, ids_restore, masked = mask_patches(self.encoder.patches(fbank), self.config.mask_ratio, generator)
+        logits = self.predictor(self.encoder.encode_patches(kept), ids_restore)
+        loss = F.cross_entropy(logits[masked], targets[masked], label_smoothing=self.config.label_smoothing)
+        with torch.no_grad():
+            accuracy = (logits[masked].argmax(-1) == targets[masked]).float().mean().item()
+        return loss, {"loss": float(loss.detach()), "accuracy": accuracy}
+
+
+def train_steps(
+    model: BeatsMaskedPretraining,
+    batches: Iterable[torch.Tensor],
+    steps: int,
+    lr: float = 5e-4,
+    weight_decay: float = 0.01,
+    optimizer: torch.optim.Optimizer | None = None,
+    max_grad_norm: float | None = 1.0,
+    seed: int = 0,
+) -> list[float]:
+    """Run ``steps`` AdamW steps (betas 0.9/0.98) over ``batches`` of ``[B, W]`` waveforms (cycled)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = optimizer or torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    losses = []
+    for wave in itertools.islice(itertools.cycle(batches), steps):
+        loss, _ = model(wave, generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def encoder_checkpoint(model: BeatsMaskedPretraining) -> dict[str, Any]:
+    """The encoder as ``{"cfg", "model"}`` (Microsoft/OpenBEATs layout), with inference dropouts off."""
+    cfg = replace(model.encoder.config, dropout=0.0, attention_dropout=0.0, encoder_layerdrop=0.0)
+    state = {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}
+    return {"cfg": cfg.to_dict(), "model": state}
+
+
+def save_encoder_checkpoint(model: BeatsMaskedPretraining, path: str | Path) -> Path:
+    """Write :func:`encoder_checkpoint` to ``path`` (loadable by ``BEATsEncoder(checkpoint=path)``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(encoder_checkpoint(model), path)
+    return path
