@@ -169,3 +169,18 @@ def test_summary_table_lists_averages(toy):
     frame = evaluate(LogMelEncoder(), [get_task("toy_tones", tasks_dir)], _opts(root))
     text = summary_table(frame)
     assert "Weighted average KNN (public, 1 tasks)" in text
+
+
+def test_saved_results_are_reused_only_with_the_same_settings(toy, monkeypatch):
+    root, tasks_dir = toy
+    task = get_task("toy_tones", tasks_dir)
+    knn_only = evaluate(LogMelEncoder(), [task], _opts(root, tracks=("knn",)))
+    assert list(knn_only.track) == ["knn"]
+    calls = []
+    real = embed_mod.embed_unit
+    monkeypatch.setattr("xbench.evaluate.embed_unit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    both = evaluate(LogMelEncoder(), [task], _opts(root))  # other tracks: rescored, but from the cache
+    assert set(both.track) == {"mlp", "knn"} and calls == []
+    assert both[both.track == "knn"].raw.iloc[0] == knn_only.raw.iloc[0]
+    with pytest.raises(FileExistsError, match="toy_tones.*overwrite='never'"):
+        evaluate(LogMelEncoder(), [task], _opts(root, tracks=("knn",), overwrite="never"))

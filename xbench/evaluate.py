@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from xbench._version import __version__
+from xbench.atomic_io import atomic_write_bytes, atomic_write_json
 from xbench.embed import EmbedUnit, embed_unit, plan_units, split_names
-from xbench.embedding_cache import EmbeddedUnit, atomic_write_json, concat_units, read_unit
+from xbench.embedding_cache import EmbeddedUnit, concat_units, read_unit
 from xbench.encoder_contract import HarnessedEncoder, HarnessOptions, load_encoder, validate_attributes
 from xbench.encoder_identity import encoder_fingerprint, encoder_identity, encoder_slug
 from xbench.knn import knn_scores
@@ -69,8 +70,14 @@ class _LazyEncoder:
 
     def get(self) -> HarnessedEncoder:
         if self._enc is None:
+            if self.spec is None:
+                raise RuntimeError("the encoder was released after the embed stage")
             self._enc = HarnessedEncoder(load_encoder(self.spec), self.harness)
         return self._enc
+
+    def release(self) -> None:
+        """Drop the encoder (stage 2 trains from the cache alone)."""
+        self.spec, self._enc = None, None
 
 
 def _bar(total: int, desc: str, show: bool) -> Any:
@@ -163,20 +170,28 @@ class TaskRunner:
             return _frame_data(self.task, unit, self.hop)
         return ProbeData(torch.from_numpy(unit.pooled.astype(np.float32)), _clip_targets(self.task, unit))
 
-    def run(self) -> dict[str, Any]:
-        task, opts = self.task, self.opts
+    def check_supported(self) -> None:
+        task = self.task
         if task.task_type not in SUPPORTED_TYPES:
             raise NotImplementedError(
                 f"task {task.name}: task_type {task.task_type!r} is not supported yet (only {SUPPORTED_TYPES})"
             )
-        t0 = time.perf_counter()
+
+    def run(self) -> dict[str, Any]:
+        """Both stages for this task alone."""
+        self.check_supported()
         units = self.units()
-        embed_s = self.embed(units)
+        return self.score(units, self.embed(units))
+
+    def score(self, units: list[EmbedUnit], embed_s: float = 0.0) -> dict[str, Any]:
+        """Stage 2: score the task from its committed cache units alone (no encoder needed)."""
+        task, opts = self.task, self.opts
+        t0 = time.perf_counter()
         splits = self.load(units)
         if task.task_type in SPECIAL_TYPES:
             t1 = time.perf_counter()
             tracks = {"mlp": self._special_track(splits)} if "mlp" in opts.tracks else {}
-            return self._record(units, splits, tracks, embed_s, t1 - t0 - embed_s, time.perf_counter() - t1)
+            return self._record(units, splits, tracks, embed_s, t1 - t0, time.perf_counter() - t1)
         metric = _metric(task, self.hop)
         direction = 1.0 if task.higher_is_better else -1.0
 
@@ -222,7 +237,8 @@ class TaskRunner:
             if not folds:
                 continue
             raw = float(np.mean(folds))
-            lo, hi = self._interval(tests, fn)
+            is_accuracy = track == "knn" or (task.metric == "accuracy" and task.task_type == "clip")
+            lo, hi = self._accuracy_interval(tests) if is_accuracy else self._interval(tests, fn)
             norm = task.normalised_score if track == "mlp" else (lambda r: float(r))
             ci = sorted([norm(lo), norm(hi)])
             tracks[track] = {
@@ -232,7 +248,7 @@ class TaskRunner:
                 "folds": [float(f) for f in folds],
                 "ci95": ci,
             }
-        return self._record(units, splits, tracks, embed_s, t1 - t0 - embed_s, t2 - t1)
+        return self._record(units, splits, tracks, embed_s, t1 - t0, t2 - t1)
 
     def _record(
         self,
@@ -407,6 +423,19 @@ class TaskRunner:
 
         return on_subset, len(errors), probe
 
+    def _accuracy_interval(self, tests: dict[str, tuple[Any, ProbeData]]) -> tuple[float, float]:
+        """Bootstrap of accuracy from per-item correctness (the same draws as :meth:`_interval`)."""
+        correct = {
+            fold: (np.asarray(scores).argmax(axis=-1) == data.targets.numpy()).astype(np.float64)
+            for fold, (scores, data) in tests.items()
+        }
+        sizes = {fold: len(c) for fold, c in correct.items()}
+
+        def resampled(draw: dict[str, np.ndarray]) -> float:
+            return float(np.mean([correct[fold][idx].mean() for fold, idx in draw.items()]))
+
+        return bootstrap_interval(resampled, sizes, rounds=self.opts.bootstrap_rounds, seed=self.task.seed)
+
     def _interval(self, tests: dict[str, tuple[Any, ProbeData]], fn: Any) -> tuple[float, float]:
         sizes = {fold: len(data) for fold, (_, data) in tests.items()}
 
@@ -419,6 +448,24 @@ class TaskRunner:
             return float(np.mean(vals))
 
         return bootstrap_interval(resampled, sizes, rounds=self.opts.bootstrap_rounds, seed=self.task.seed)
+
+
+def run_settings(task: TaskConfig, slug: str, opts: RunOptions) -> dict[str, Any]:
+    """Everything that produced a result besides the data: a saved result is reused only if these match."""
+    return {
+        "encoder": slug,
+        "task_fingerprint": task.fingerprint(),
+        "task_version": task.version,
+        "protocol": opts.protocol,
+        "tracks": sorted(opts.tracks),
+        "bootstrap_rounds": opts.bootstrap_rounds,
+        "cache_dtype": opts.cache_dtype,
+        "text_tokenizer": opts.text_tokenizer if task.task_type == "contrastive" else None,
+        "asr": [opts.asr_decoder, opts.asr_max_new_tokens, opts.asr_valid_utterances]
+        if task.task_type == "asr"
+        else None,
+        "xbench_version": __version__,
+    }
 
 
 def result_path(output_dir: Path, slug: str, task: TaskConfig, protocol: str) -> Path:
@@ -443,19 +490,45 @@ def evaluate(
     instance = load_encoder(encoder)
     validate_attributes(instance)
     identity = encoder_identity(instance, opts.harness.describe())
-    fp = encoder_fingerprint(identity)
-    slug = encoder_slug(instance, fp)
+    slug = encoder_slug(instance, encoder_fingerprint(identity))
     lazy = _LazyEncoder(instance, opts.harness)
+    del instance  # from here on only `lazy` holds the encoder, and it lets go after stage 1
     out_dir = Path(opts.output_dir) if opts.output_dir else None
-    rows, results = [], []
+
+    saved: dict[str, dict[str, Any]] = {}
+    pending: list[tuple[TaskRunner, list[EmbedUnit], float]] = []
+    runners = []
     for task in tasks:
+        settings = run_settings(task, slug, opts)
         path = result_path(out_dir, slug, task, opts.protocol) if out_dir else None
         if path is not None and path.is_file() and opts.overwrite != "always":
-            result = json.loads(path.read_text())
-        else:
-            result = TaskRunner(task, lazy, identity, slug, opts).run()
-            if path is not None:
-                atomic_write_json(path, result)
+            old = json.loads(path.read_text())
+            if old.get("run_settings") == settings:
+                saved[task.name] = old
+                continue
+            if opts.overwrite == "never":
+                raise FileExistsError(
+                    f"task {task.name}: {path} was made with other settings and overwrite='never' keeps it"
+                )
+        runner = TaskRunner(task, lazy, identity, slug, opts)
+        runner.check_supported()
+        runners.append(runner)
+    # stage 1: embed every missing unit of every task, then release the encoder
+    for runner in runners:
+        units = runner.units()
+        pending.append((runner, units, runner.embed(units)))
+    lazy.release()
+    # stage 2: score from the cache alone
+    for runner, units, embed_s in pending:
+        result = runner.score(units, embed_s)
+        result["run_settings"] = run_settings(runner.task, slug, opts)
+        if out_dir is not None:
+            atomic_write_json(result_path(out_dir, slug, runner.task, opts.protocol), result)
+        saved[runner.task.name] = result
+
+    rows, results = [], []
+    for task in tasks:
+        result = saved[task.name]
         results.append(result)
         for track, t in result["tracks"].items():
             rows.append(
@@ -493,8 +566,6 @@ def averages(frame: Any) -> list[dict[str, Any]]:
 
 def write_summary(folder: Path, frame: Any, results: list[dict[str, Any]]) -> None:
     """``summary.json`` (results + averages) and ``summary.csv`` (one row per task and track), atomically."""
-    from xbench.embedding_cache import atomic_write_bytes
-
     atomic_write_json(folder / "summary.json", {"results": results, "averages": averages(frame)})
     atomic_write_bytes(folder / "summary.csv", frame.to_csv(index=False).encode())
 
