@@ -83,10 +83,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cache_dtype=args.cache_dtype,
         bootstrap_rounds=args.bootstrap,
         harness=harness,
+        text_tokenizer=args.text_tokenizer,
+        asr_decoder=args.asr_decoder,
     )
     try:
         frame = evaluate(args.encoder, tasks, opts)
-    except (EncoderError, FileNotFoundError, NotImplementedError) as exc:
+    except (EncoderError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(summary_table(frame))
@@ -166,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals")
     run.add_argument("--chunk-seconds", type=float, default=10.0, help="harness chunk length (s); 0 disables")
     run.add_argument("--raw", action="store_true", help="switch the harness wrapper off (call as X-ARES does)")
+    run.add_argument(
+        "--text-tokenizer", default=None, help="contrastive tasks: bert-base-uncased vocab.txt, folder or hub id"
+    )
+    run.add_argument("--asr-decoder", default=None, help="asr tasks: causal-LM folder or hub id (Qwen/Qwen2.5-0.5B)")
     run.set_defaults(func=_cmd_run)
 
     zoo = sub.add_parser("zoo", help="the encoder zoo")
