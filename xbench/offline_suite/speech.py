@@ -39,6 +39,7 @@ FESTIVAL_KEYWORD_TEST = ("ked_diphone", "lp_diphone", "hy_fi_mv_diphone", "czech
 FESTIVAL_SPEECH_TEST = ("ked_diphone", "lp_diphone", "suo_fi_lj_diphone", "czech_machac")
 
 KEYWORD_SECONDS = 1.0
+CLIP_EPOCHS = 50  # the pools are small (~40 probe steps per epoch): X-ARES's 10 epochs would underfit
 SPEECH_SECONDS = 3.0
 
 
@@ -250,6 +251,7 @@ def _task(pool: PoolResult, *, name: str, formal_name: str, labels: LabelSpec, d
         data_dir=f"../data/{pool.name}",
         checksums=pool.checksums,
         batch_size_encode=32,
+        epochs=CLIP_EPOCHS,
         eval_weight=float(pool.counts["test"]),
         licence="generated at build time; espeak-ng data GPL-3.0-or-later, flite BSD-style, festival voices "
         "BSD/EST-style",
