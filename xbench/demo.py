@@ -1,9 +1,9 @@
 """README command 1's engine: build the offline suite, score a few encoders on it, write a leaderboard.
 
 ``python -m xbench.demo`` (called by ``scripts/demo.sh``) builds the suite if needed, runs each encoder
-through :func:`xbench.evaluate.evaluate` on both tracks, prints one table, and writes
-``<results>/leaderboard.csv`` (one row per encoder x task x track, then the weighted averages) and
-``<results>/leaderboard.png`` (scores per task, one panel per track).
+through :func:`xbench.evaluate.evaluate` on both tracks, prints one table, and writes (``<results>`` defaults
+to ``results/runs/offline``) ``<results>/leaderboard.csv`` (one row per encoder x task x track, then the
+weighted averages) and ``<results>/leaderboard.png`` (scores per task, one panel per track).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoders", default=",".join(DEFAULT_ENCODERS), help="comma-separated zoo names")
     parser.add_argument("--small", action="store_true", help="use the small suite (quick)")
     parser.add_argument("--suite-dir", default=None, help="suite folder (default: <data root>/suites/offline)")
-    parser.add_argument("--results", default="results/offline", help="where the leaderboard goes")
+    parser.add_argument("--results", default="results/runs/offline", help="where the leaderboard goes")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the suite even when it exists")
     parser.add_argument("--partial", action="store_true", help="build only the pools whose sources are installed")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for the 95%% intervals")
