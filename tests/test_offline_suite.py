@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from xbench.offline_suite import SuiteError, build_suite, find_suite_tasks_dir, suite_tasks
-from xbench.offline_suite.builder import TASK_POOLS, read_manifest
+from xbench.offline_suite.builder import TASK_POOLS, pypi_sources, read_manifest, task_pool
 from xbench.offline_suite.sources import detect_sources, file_sha256
 from xbench.offline_suite.texts import KEYWORDS, LANGUAGES
 from xbench.shard_reader import iter_clips
@@ -53,11 +53,10 @@ def test_declarations_load_validate_and_pin_their_shards(small_suite: Path) -> N
     assert manifest is not None and manifest["suite"] == "offline" and manifest["size"] == "small"
     tasks = suite_tasks("offline", small_suite)
     assert {t.name for t in tasks} == set(manifest["tasks"])
-    built_pools = {TASK_POOLS[t.name] for t in tasks}
-    assert built_pools.isdisjoint(manifest["skipped_pools"])
+    assert set(manifest["variants"].values()) <= {"full", "pypi"}
     for task in tasks:
         folder = Path(task.data_dir)
-        assert folder.is_dir() and folder.name == TASK_POOLS[task.name]
+        assert folder.is_dir() and folder.name == task_pool(task.name)
         assert task.name.startswith("offline_") and task.labels.resolved
         assert sorted(task.checksums) == sorted(p.name for p in folder.glob("*.tar"))
         for name, digest in task.checksums.items():
@@ -123,6 +122,25 @@ def test_suite_folder_convention(small_suite: Path, tmp_path: Path, monkeypatch:
     target.mkdir(parents=True)
     (target / "tasks").symlink_to(small_suite)
     assert [t.name for t in suite_tasks("offline")] == [t.name for t in suite_tasks("offline", small_suite)]
+
+
+def test_pypi_only_variant(tmp_path: Path) -> None:
+    """What a user without root can build: espeak-ng (espeakng-loader) and TimGM6mb (pretty-midi) alone."""
+    pypi = pypi_sources(SOURCES)
+    if not (pypi.espeak and "timgm6mb" in pypi.soundfonts):
+        pytest.skip("espeakng-loader, pretty-midi or tinysoundfont is not installed")
+    with pytest.raises(SuiteError, match="--partial"):
+        build_suite(tmp_path, small=True, sources=pypi, log=lambda _: None)
+    tasks_dir = build_suite(tmp_path, small=True, partial=True, sources=pypi, log=lambda _: None)
+    tasks = {t.name: t for t in suite_tasks("offline", tasks_dir)}
+    assert sorted(tasks) == sorted(f"{name}_pypi" for name in TASK_POOLS)
+    assert set(read_manifest(tasks_dir)["variants"].values()) == {"pypi"}
+    kw = tasks["offline_keywords_pypi"]
+    assert {c.meta["engine"] for c in _clips(kw, "train") + _clips(kw, "test")} == {"espeak"}
+    notes = tasks["offline_pitch_pypi"]
+    train_programs = {c.meta["program"] for c in _clips(notes, "train")}
+    test_programs = {c.meta["program"] for c in _clips(notes, "test")}
+    assert len(train_programs) == len(test_programs) == 11 and not train_programs & test_programs
 
 
 def test_missing_sources_are_named(tmp_path: Path) -> None:

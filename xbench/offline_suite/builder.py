@@ -8,6 +8,11 @@ Layout of a built suite (default ``<data root>/suites/offline``, ``--small``: ``
 
 The loader skips ``_suite.json`` (a leading underscore), so ``tasks/`` is a plain ``--tasks-dir``; the
 manifest is the folder's suite tag. Everything is seeded per clip: rebuilding gives byte-identical files.
+
+Without root, flite, festival and the Debian SoundFonts are missing. ``partial=True`` (``--partial``)
+then builds each pool that lacks a source in its PyPI-only variant, from espeak-ng (espeakng-loader) or
+TimGM6mb (pretty-midi) alone, under ``data/<pool>_pypi`` with task names ending in ``_pypi``: all seven
+tasks, with different data, so their scores are never mixed up with the full tasks'.
 """
 
 from __future__ import annotations
@@ -41,18 +46,20 @@ class PoolDef:
 
     name: str
     requires: tuple[str, ...]
+    pypi_requires: tuple[str, ...]
     build: Callable[[Sources, bool], list[Item]]
     declare: Callable[[PoolResult], list[TaskConfig]]
 
 
 _TTS = ("espeak", "flite", "festival")
 _FONTS = ("timgm6mb", "fluidr3", "musescore")
+PYPI_SUFFIX = "_pypi"
 POOLS: tuple[PoolDef, ...] = (
-    PoolDef("keywords", _TTS, speech.build_keywords, speech.declare_keywords),
-    PoolDef("speech", _TTS, speech.build_speech, speech.declare_speech),
-    PoolDef("notes", _FONTS, music.build_notes, music.declare_notes),
-    PoolDef("melodies", _FONTS, music.build_melodies, music.declare_melodies),
-    PoolDef("mixtures", _FONTS, music.build_mixtures, music.declare_mixtures),
+    PoolDef("keywords", _TTS, ("espeak",), speech.build_keywords, speech.declare_keywords),
+    PoolDef("speech", _TTS, ("espeak",), speech.build_speech, speech.declare_speech),
+    PoolDef("notes", _FONTS, ("timgm6mb",), music.build_notes, music.declare_notes),
+    PoolDef("melodies", _FONTS, ("timgm6mb",), music.build_melodies, music.declare_melodies),
+    PoolDef("mixtures", _FONTS, ("timgm6mb",), music.build_mixtures, music.declare_mixtures),
 )
 TASK_POOLS = {
     "offline_keywords": "keywords",
@@ -74,6 +81,20 @@ def default_suite_dir(name: str = SUITE, small: bool = False, root: str | Path |
     return data_root(root) / "suites" / (f"{name}-small" if small else name)
 
 
+def task_pool(task_name: str) -> str:
+    """The pool folder name of a suite task (``_pypi`` variants included)."""
+    if task_name.endswith(PYPI_SUFFIX):
+        return TASK_POOLS[task_name.removesuffix(PYPI_SUFFIX)] + PYPI_SUFFIX
+    return TASK_POOLS[task_name]
+
+
+def pypi_sources(sources: Sources) -> Sources:
+    """``sources`` restricted to what PyPI provides (espeak-ng and TimGM6mb), so a variant's data never
+    depends on which Debian packages happen to be present."""
+    fonts = {k: v for k, v in sources.soundfonts.items() if k == "timgm6mb"}
+    return Sources(espeak=sources.espeak, flite=(), festival=(), soundfonts=fonts)
+
+
 def _build_pool(pool: PoolDef, sources: Sources, small: bool, folder: str) -> tuple[dict[str, str], dict[str, int]]:
     items = pool.build(sources, small)
     return write_pool(Path(folder), items)
@@ -91,22 +112,28 @@ def build_suite(
     """Build the offline suite into ``out`` (default :func:`default_suite_dir`); returns its ``tasks/`` folder.
 
     With a source missing, raises :class:`SuiteError` naming the packages to install, unless ``partial``:
-    then the pools that lack a source are left out (and listed in the manifest).
+    then a pool that lacks a source is built in its PyPI-only variant if it can be, else left out (both
+    are listed in the manifest).
     """
     out = Path(out) if out is not None else default_suite_dir(small=small)
     sources = sources or detect_sources()
-    todo, skipped = [], {}
+    todo: list[tuple[PoolDef, Sources, str]] = []
+    skipped, variants = {}, {}
     for pool in POOLS:
         missing = [s for s in pool.requires if not sources.has(s)]
-        if missing:
-            skipped[pool.name] = missing
-        else:
-            todo.append(pool)
+        if not missing:
+            todo.append((pool, sources, ""))
+            variants[pool.name] = "full"
+            continue
+        skipped[pool.name] = missing
+        if partial and all(sources.has(s) for s in pool.pypi_requires):
+            todo.append((pool, pypi_sources(sources), PYPI_SUFFIX))
+            variants[pool.name] = "pypi"
     if skipped and not partial:
         missing = sorted({m for ms in skipped.values() for m in ms})
         raise SuiteError(
             f"offline suite: missing sources {missing} (pools {sorted(skipped)}); install them: "
-            f"{install_hint(missing)}; or pass --partial to build only the pools that have their sources"
+            f"{install_hint(missing)}; or pass --partial to build their PyPI-only variants (task names *_pypi)"
         )
     if not todo:
         raise SuiteError("offline suite: no pool has all its sources; " + install_hint(sorted(set(_TTS + _FONTS))))
@@ -116,31 +143,39 @@ def build_suite(
         old.unlink(missing_ok=True)
     started = time.perf_counter()
     results: dict[str, tuple[dict[str, str], dict[str, int]]] = {}
+    for old in data_dir.glob("*") if data_dir.is_dir() else []:
+        if old.is_dir() and old.name not in {p.name + suffix for p, _, suffix in todo}:
+            for shard in old.glob("*.tar"):  # a pool of an earlier build (e.g. the other variant)
+                shard.unlink()
     if jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool_exec:
-            futures = {p.name: pool_exec.submit(_build_pool, p, sources, small, str(data_dir / p.name)) for p in todo}
+            futures = {
+                p.name + sfx: pool_exec.submit(_build_pool, p, src, small, str(data_dir / (p.name + sfx)))
+                for p, src, sfx in todo
+            }
             for name, future in futures.items():
                 results[name] = future.result()
                 log(f"[suite] pool {name}: {results[name][1]} ({time.perf_counter() - started:.0f} s)")
     else:
-        for p in todo:
-            results[p.name] = _build_pool(p, sources, small, str(data_dir / p.name))
-            log(f"[suite] pool {p.name}: {results[p.name][1]} ({time.perf_counter() - started:.0f} s)")
+        for p, src, sfx in todo:
+            results[p.name + sfx] = _build_pool(p, src, small, str(data_dir / (p.name + sfx)))
+            log(f"[suite] pool {p.name + sfx}: {results[p.name + sfx][1]} ({time.perf_counter() - started:.0f} s)")
     manifest: dict[str, Any] = {
         "suite": SUITE,
         "format": FORMAT_VERSION,
         "size": "small" if small else "full",
         "xbench_version": __version__,
         "sources": sources.describe(),
-        "skipped_pools": {k: sorted(v) for k, v in skipped.items()},
+        "missing_sources": {k: sorted(v) for k, v in skipped.items()},
+        "variants": variants,
         "tasks": {},
     }
-    for p in todo:
-        checksums, counts = results[p.name]
-        result = PoolResult(p.name, data_dir / p.name, checksums, counts)
+    for p, _, sfx in todo:
+        checksums, counts = results[p.name + sfx]
+        result = PoolResult(p.name + sfx, data_dir / (p.name + sfx), checksums, counts, suffix=sfx)
         for task in p.declare(result):
             write_declaration(task, tasks_dir)
-            manifest["tasks"][task.name] = {"pool": p.name, "clips": counts}
+            manifest["tasks"][task.name] = {"pool": p.name + sfx, "clips": counts}
     (tasks_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     log(f"[suite] {SUITE} ({manifest['size']}): {len(manifest['tasks'])} tasks, {size / 1e6:.1f} MB, "

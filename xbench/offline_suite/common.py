@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from xbench.offline_suite.audio import SAMPLE_RATE, finish
-from xbench.offline_suite.sources import Sources, file_sha256
+from xbench.offline_suite.sources import file_sha256
 from xbench.shard_writer import write_audio_shards
 from xbench.task_config import TaskConfig
 
@@ -38,17 +37,8 @@ class PoolResult:
     folder: Path
     checksums: dict[str, str]
     counts: dict[str, int]
+    suffix: str = ""  # "_pypi" for the variant built from PyPI sources alone
     tasks: list[TaskConfig] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Pool:
-    """A pool builder: the sources it needs and ``build(sources, small) -> list[Item]``."""
-
-    name: str
-    requires: tuple[str, ...]
-    build: Callable[[Sources, bool], list[Item]]
-    declare: Callable[[PoolResult], list[TaskConfig]]
 
 
 def write_pool(folder: Path, items: list[Item]) -> tuple[dict[str, str], dict[str, int]]:

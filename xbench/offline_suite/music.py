@@ -2,7 +2,8 @@
 
 Training and validation clips come from the training SoundFonts (FluidR3 and TimGM6mb); the test split
 is rendered from a SoundFont never used in training (MuseScore General Lite): a different sample set,
-that is, a different recording domain.
+that is, a different recording domain. The PyPI-only variant (TimGM6mb alone) holds out instruments
+instead: each family's first GM program is used for training, its second one for the test split.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def _level(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return add_noise(x, rng, float(rng.uniform(35, 55)))
 
 
-def _split_fonts(split: str) -> tuple[str, ...]:
-    return TEST_FONTS if split == "test" else TRAIN_FONTS
+def _domains(split: str, sources: Sources) -> list[tuple[str, tuple[int, int]]]:
+    """(SoundFont, program slots allowed) per domain of ``split``: held-out SoundFont, else held-out programs."""
+    if all(f in sources.soundfonts for f in TRAIN_FONTS + TEST_FONTS):
+        return [(f, (0, 1)) for f in (TEST_FONTS if split == "test" else TRAIN_FONTS)]
+    return [("timgm6mb", (1,) if split == "test" else (0,))]
 
 
 # -- single notes: instrument family and pitch ------------------------------------------------------------
@@ -54,8 +58,10 @@ def build_notes(sources: Sources, small: bool) -> list[Item]:
     # pitches per (program, font): every pitch in train and test (full); a seeded subset otherwise
     per_split = {"train": 3, "valid": 1, "test": 2} if small else {"train": len(PITCHES), "valid": 5, "test": 25}
     for split in ("train", "valid", "test"):
-        for font in _split_fonts(split):
+        for font, slots in _domains(split, sources):
             for family, program in PROGRAMS:
+                if FAMILY_PROGRAMS[family].index(program) not in slots:
+                    continue
                 rng = item_rng(SEED, "notes-plan", split, font, program)
                 count = per_split[split]
                 pitches = PITCHES if count == len(PITCHES) else sorted(rng.choice(PITCHES, count, replace=False))
@@ -100,9 +106,13 @@ def declare_notes(pool: PoolResult) -> list[TaskConfig]:
 # -- melodies: frame-level note activity ------------------------------------------------------------------
 
 
-def _melody(rng: np.random.Generator) -> list[Note]:
+def _program(family: str, slots: tuple[int, ...], rng: np.random.Generator) -> int:
+    return FAMILY_PROGRAMS[family][slots[int(rng.integers(len(slots)))]]
+
+
+def _melody(rng: np.random.Generator, slots: tuple[int, ...]) -> list[Note]:
     family = FAMILIES[int(rng.integers(len(FAMILIES)))]
-    program = FAMILY_PROGRAMS[family][int(rng.integers(2))]
+    program = _program(family, slots, rng)
     notes, t, pitch = [], float(rng.uniform(0.0, 0.3)), int(rng.integers(52, 69))
     while t < MELODY_SECONDS - 0.3:
         length = float(rng.choice([0.15, 0.25, 0.35, 0.5, 0.7]))
@@ -119,12 +129,12 @@ def build_melodies(sources: Sources, small: bool) -> list[Item]:
     counts = {"train": 12, "valid": 4, "test": 12} if small else {"train": 80, "valid": 16, "test": 100}
     items = []
     for split, count in counts.items():
-        split_fonts = _split_fonts(split)
+        domains = _domains(split, sources)
         for i in range(count):
-            font = split_fonts[i % len(split_fonts)]
+            font, slots = domains[i % len(domains)]
             key = f"melody_{split}_{font}_{i:04d}"
             rng = item_rng(SEED, key)
-            notes = _melody(rng)
+            notes = _melody(rng, slots)
             audio = _level(fonts[font].render(notes, MELODY_SECONDS), rng)
             meta = [{"start": n.start, "end": n.end, "note": n.pitch} for n in notes]
             items.append(Item(split, key, audio, meta))
@@ -161,16 +171,16 @@ def build_mixtures(sources: Sources, small: bool) -> list[Item]:
     counts = {"train": 40, "valid": 10, "test": 30} if small else {"train": 400, "valid": 60, "test": 240}
     items = []
     for split, count in counts.items():
-        split_fonts = _split_fonts(split)
+        domains = _domains(split, sources)
         for i in range(count):
-            font = split_fonts[i % len(split_fonts)]
+            font, slots = domains[i % len(domains)]
             key = f"mix_{split}_{font}_{i:04d}"
             rng = item_rng(SEED, key)
             picked = sorted(rng.choice(len(FAMILIES), size=int(rng.integers(2, 4)), replace=False))
             families = [FAMILIES[j] for j in picked]
             notes = []
             for family in families:
-                program = FAMILY_PROGRAMS[family][int(rng.integers(2))]
+                program = _program(family, slots, rng)
                 start = float(rng.uniform(0.0, 0.15))
                 notes.append(Note(program, int(rng.choice(PITCHES)), int(rng.integers(70, 121)), start, 1.2))
             audio = _level(fonts[font].render(notes, MIXTURE_SECONDS), rng)
@@ -205,9 +215,11 @@ def _task(
     task_type: str = "clip",
     **extra: object,
 ) -> TaskConfig:
+    if pool.suffix:
+        description += " PyPI-only variant: TimGM6mb alone; the test split holds out each family's second program."
     return TaskConfig(
-        name=name,
-        formal_name=formal_name,
+        name=name + pool.suffix,
+        formal_name=formal_name + (" [PyPI]" if pool.suffix else ""),
         domain="music",
         description=description,
         task_type=task_type,

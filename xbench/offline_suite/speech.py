@@ -241,9 +241,11 @@ def declare_speech(pool: PoolResult) -> list[TaskConfig]:
 
 
 def _task(pool: PoolResult, *, name: str, formal_name: str, labels: LabelSpec, description: str) -> TaskConfig:
+    if pool.suffix:
+        description += " PyPI-only variant: espeak-ng voices alone."
     return TaskConfig(
-        name=name,
-        formal_name=formal_name,
+        name=name + pool.suffix,
+        formal_name=formal_name + (" [PyPI]" if pool.suffix else ""),
         domain="speech",
         description=description,
         labels=labels,
