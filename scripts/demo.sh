@@ -7,9 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_system.sh
 VENV="$(bash scripts/setup.sh)"
-PARTIAL=()
-if [ "$(id -u)" != 0 ] && ! command -v flite >/dev/null 2>&1; then
-  PARTIAL=(--partial)  # no root: build the pools whose sources came from PyPI
-fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-"$VENV/bin/python" -m xbench.demo "${PARTIAL[@]}" "$@"
+# --partial: where setup_system.sh could not install a source (no root), build that pool's PyPI-only variant
+"$VENV/bin/python" -m xbench.demo --partial "$@"

@@ -28,11 +28,12 @@ class OpenWakeWordEncoder(torch.nn.Module):
     hop_size_in_ms = 80
     output_dim = 96
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         super().__init__()
         from openwakeword.utils import AudioFeatures
 
-        self.features = AudioFeatures(inference_framework="onnx", ncpu=threads)
+        # onnxruntime threads: torch's setting unless given (the harness sets it from XBENCH_NUM_THREADS)
+        self.features = AudioFeatures(inference_framework="onnx", ncpu=threads or torch.get_num_threads())
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.ndim == 1:

@@ -129,6 +129,9 @@ def build_suite(
         if partial and all(sources.has(s) for s in pool.pypi_requires):
             todo.append((pool, pypi_sources(sources), PYPI_SUFFIX))
             variants[pool.name] = "pypi"
+            log(f"[suite] pool {pool.name}: {missing} missing, building its PyPI-only variant ({pool.name}_pypi)")
+        elif partial:
+            log(f"[suite] pool {pool.name}: {missing} missing, left out ({install_hint(missing)})")
     if skipped and not partial:
         missing = sorted({m for ms in skipped.values() for m in ms})
         raise SuiteError(
