@@ -134,7 +134,9 @@ def test_equals_openbeats_large_size():
     assert sum(p.numel() for p in mine.parameters()) == LARGE_PARAMETERS
     x = torch.randn(1, 16000 * 3, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
-        assert (mine(x) - _oracle_tokens(ref, x)).abs().max() <= TOL
+        expected = _oracle_tokens(ref, x)
+        # 24 layers of float32 rounding on outputs up to ~13 (noisy LayerNorm gains): relative 1e-6
+        assert (mine(x) - expected).abs().max() <= TOL * max(1.0, float(expected.abs().max()))
 
 
 def test_openbeats_hf_checkpoint_loads_through_the_wrapper(tmp_path):

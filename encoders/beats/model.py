@@ -123,8 +123,7 @@ class WeightNormConv1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = self.weight_v
-        weight = v * (self.weight_g / v.pow(2).sum(dim=(0, 1), keepdim=True).sqrt())
+        weight = torch._weight_norm(self.weight_v, self.weight_g, 2)  # what nn.utils.weight_norm computes
         return F.conv1d(x, weight, self.bias, padding=self.padding, groups=self.groups)
 
 
@@ -152,25 +151,29 @@ class MultiheadAttention(nn.Module):
         position_bias: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        # The reference's order of operations (queries scaled by 1/(sqrt(d) * 32), logits shifted by
+        # their row maximum and scaled back by 32 before the bias is added): it keeps fp16 in range
+        # and keeps this module within float32 rounding of the reference even at 24 layers.
         b, n, d = x.shape
-        q = self.q_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
+        alpha = 32.0
+        q = self.q_proj(x) * self.head_dim**-0.5 * (1.0 / alpha)
+        q = q.view(b, n, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
-        bias = None
+        logits = q @ k.transpose(-1, -2)
+        logits = (logits - logits.amax(dim=-1, keepdim=True)) * alpha
+        if key_padding_mask is not None:
+            logits = logits.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
         if position_bias is not None:
             bias = position_bias.unsqueeze(0)
             if self.gru_rel_pos:
-                gates = torch.sigmoid(self.grep_linear(q).view(b, self.heads, n, 2, 4).sum(-1))
+                raw_q = q * alpha / self.head_dim**-0.5
+                gates = torch.sigmoid(self.grep_linear(raw_q).view(b, self.heads, n, 2, 4).sum(-1))
                 gate_a, gate_b = gates.chunk(2, dim=-1)
                 bias = (gate_a * (gate_b * self.grep_a - 1.0) + 2.0) * bias
-        if key_padding_mask is not None:
-            pad = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
-            pad = pad.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
-            bias = pad if bias is None else bias + pad
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
+            logits = logits + bias
+        probs = F.dropout(torch.softmax(logits, dim=-1), self.dropout, self.training)
+        return self.out_proj((probs @ v).transpose(1, 2).reshape(b, n, d))
 
 
 class EncoderLayer(nn.Module):
