@@ -13,6 +13,7 @@ FAMILY_MODULES = (
     "xbench.encoders.dasheng",
     "xbench.encoders.offline",
     "xbench.encoders.beats",
+    "xbench.encoders.captionstew",
 )
 
 
