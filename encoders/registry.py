@@ -14,6 +14,7 @@ FAMILY_MODULES = (
     "xbench.encoders.offline",
     "xbench.encoders.beats",
     "xbench.encoders.captionstew",
+    "xbench.encoders.hf",
 )
 
 
