@@ -289,3 +289,39 @@ def test_hash_helper_matches_hashlib(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"xbench" * 1000)
     assert file_sha256(str(path)) == hashlib.sha256(b"xbench" * 1000).hexdigest()
+
+
+@pytest.mark.slow
+def test_cli_run_on_the_suite_twice_gives_identical_scores(small_suite: Path, tmp_path: Path) -> None:
+    """Tasks the harness has never seen (real TTS/SoundFont recordings): two independent runs agree."""
+    import subprocess
+    import sys
+
+    def run(tag: str) -> str:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xbench.cli",
+                "run",
+                "--encoder",
+                "logmel",
+                "--suite",
+                "offline",
+                "--tasks-dir",
+                str(small_suite),
+                "--output",
+                str(tmp_path / f"out-{tag}"),
+                "--cache-dir",
+                str(tmp_path / f"cache-{tag}"),
+                "--bootstrap",
+                "100",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (summary,) = (tmp_path / f"out-{tag}").rglob("summary.csv")
+        return summary.read_text()
+
+    assert run("a") == run("b")

@@ -52,6 +52,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from xbench.encoder_contract import EncoderError
     from xbench.evaluate import RunOptions, evaluate, summary_table
+    from xbench.offline_suite import SUITES, SuiteError, suite_tasks
     from xbench.task_registry import get_task, load_tasks
 
     if bool(args.tasks) == bool(args.suite):
@@ -60,14 +61,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         if args.tasks:
             tasks = [get_task(name, args.tasks_dir) for name in args.tasks]
+        elif args.suite in SUITES:
+            tasks = suite_tasks(args.suite, args.tasks_dir, args.data_root)
+        elif args.suite == "all":
+            tasks = [t for t in load_tasks(args.tasks_dir).values() if not t.disabled]
         else:
-            registry = load_tasks(args.tasks_dir)
-            tasks = [t for t in registry.values() if getattr(t, "suite", None) == args.suite or args.suite == "all"]
-            tasks = [t for t in tasks if not t.disabled]
-            if not tasks:
-                print(f"error: suite {args.suite!r} has no tasks", file=sys.stderr)
-                return 2
-    except LookupError as exc:
+            print(f"error: unknown suite {args.suite!r}; choose from {sorted(SUITES)} or 'all'", file=sys.stderr)
+            return 2
+    except (LookupError, SuiteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     harness = _harness_options(args)
@@ -142,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
 
     from xbench.download import add_download_command
+    from xbench.offline_suite import add_suite_command
     from xbench.task_listing import add_task_commands
 
     add_task_commands(sub)
     add_download_command(sub)
+    add_suite_command(sub)
 
     run = sub.add_parser(
         "run",
@@ -154,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--encoder", required=True, help="path/to/encoder.py[:ClassName], zoo name or module:Name")
     run.add_argument("--tasks", nargs="+", help="task names")
-    run.add_argument("--suite", help="a suite name (tasks whose `suite` field matches), or 'all'")
+    run.add_argument("--suite", help="a built suite ('offline', 'offline-small'), or 'all' registered tasks")
     run.add_argument("--tasks-dir", default=None, help="also load task declarations from DIR")
     run.add_argument("--track", default="mlp,knn", help="comma-separated tracks (default: mlp,knn)")
     run.add_argument("--protocol", choices=("xbench", "xares"), default="xbench", help="scoring protocol")
