@@ -1,8 +1,9 @@
 """``HFAudioEncoder``: any wav2vec2-style transformers audio model as an X-ARES encoder, and the named entries.
 
 Supported through ``AutoModel`` / ``AutoConfig``: wav2vec 2.0, data2vec-audio, HuBERT, WavLM (raw
-16 kHz waveform in, 20 ms frames out). ``layer=-1`` returns the last hidden state, another index
-that entry of ``hidden_states`` (0 = the projected CNN features).
+16 kHz waveform in, 20 ms frames out). ``layer=-1`` returns the last hidden state (after the final
+LayerNorm of pre-norm models), another index that entry of ``hidden_states`` (0 = the input to the
+transformer layers).
 
 Normalisation is ``Wav2Vec2FeatureExtractor``'s, in torch: with ``do_normalize`` each clip is scaled
 to zero mean and unit variance (``(x - mean) / sqrt(var + 1e-7)``) over its real samples. The flag is
