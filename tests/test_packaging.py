@@ -1,5 +1,6 @@
 """Once installed, `xbench` is the only top-level import name (no stray `tasks` or `encoders`)."""
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,9 +19,17 @@ PROBE = (
 
 @pytest.mark.slow
 def test_wheel_in_fresh_venv_exposes_only_xbench(tmp_path):
+    # build from a copy of the tracked files: building in place would leave an xbench.egg-info in the
+    # checkout whose stale entry points shadow the editable install's
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(src)],
         check=True,
         capture_output=True,
     )
