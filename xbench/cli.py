@@ -112,11 +112,11 @@ def _cmd_zoo_ls(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':22s} {'family':12s} {'sr':>6s} {'hop ms':>7s} {'dim':>5s} {'params':>12s}  extra")
+    print(f"{'name':30s} {'family':12s} {'sr':>6s} {'hop ms':>7s} {'dim':>5s} {'params':>12s}  extra")
     for row in rows:
         params = "" if row.get("parameters") is None else f"{row['parameters']:,}"
         print(
-            f"{row['name']:22s} {row.get('family', '-'):12s} {row.get('sampling_rate', ''):>6} "
+            f"{row['name']:30s} {row.get('family', '-'):12s} {row.get('sampling_rate', ''):>6} "
             f"{row.get('hop_size_in_ms', ''):>7} {row.get('output_dim', ''):>5} {params:>12s}  {row.get('extra') or ''}"
         )
     return 0
