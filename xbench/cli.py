@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xbench import __version__
@@ -93,6 +94,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(summary_table(frame))
+    if not frame.empty:
+        from xbench.plots import write_plots
+
+        write_plots(frame, Path(args.output) / frame.encoder.iloc[0] / args.protocol / "plots")
     print(f"results: {args.output}")
     return 0
 
@@ -143,12 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
 
     from xbench.download import add_download_command
+    from xbench.leaderboard import add_report_commands
     from xbench.offline_suite import add_suite_command
     from xbench.task_listing import add_task_commands
 
     add_task_commands(sub)
     add_download_command(sub)
     add_suite_command(sub)
+    add_report_commands(sub)
 
     run = sub.add_parser(
         "run",
