@@ -184,3 +184,14 @@ def test_saved_results_are_reused_only_with_the_same_settings(toy, monkeypatch):
     assert both[both.track == "knn"].raw.iloc[0] == knn_only.raw.iloc[0]
     with pytest.raises(FileExistsError, match="toy_tones.*overwrite='never'"):
         evaluate(LogMelEncoder(), [task], _opts(root, tracks=("knn",), overwrite="never"))
+
+
+def test_top_level_api_accepts_task_names(toy, monkeypatch):
+    import xbench
+
+    root, tasks_dir = toy
+    task = get_task("toy_tones", tasks_dir)
+    frame = xbench.evaluate(LogMelEncoder(), [task], _opts(root, tracks=("knn",)))
+    assert list(frame.task) == ["toy_tones"]
+    with pytest.raises(LookupError, match="no_such_task"):
+        xbench.evaluate(LogMelEncoder(), ["no_such_task"], _opts(root))

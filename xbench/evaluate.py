@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -473,18 +475,28 @@ def result_path(output_dir: Path, slug: str, task: TaskConfig, protocol: str) ->
     return output_dir / slug / protocol / f"{task.name}@v{task.version}.json"
 
 
+def _as_task(task: TaskConfig | str) -> TaskConfig:
+    if isinstance(task, TaskConfig):
+        return task
+    from xbench.task_registry import get_task
+
+    return get_task(task)
+
+
 def evaluate(
     encoder: Any,
-    tasks: Sequence[TaskConfig],
+    tasks: Sequence[TaskConfig | str],
     options: RunOptions | None = None,
 ) -> Any:
-    """Score ``encoder`` (a file, zoo name or nn.Module) on ``tasks``; returns a pandas DataFrame.
+    """Score ``encoder`` (a file, zoo name or nn.Module) on ``tasks`` (configs or registered names).
 
+    Returns a pandas DataFrame. Also callable as ``xbench.evaluate(encoder, tasks, options)``.
     One row per (task, track) with raw metric, 0–1 score, 95 % bootstrap interval and weight.
     """
     import pandas as pd
 
     opts = options or RunOptions()
+    tasks = [_as_task(t) for t in tasks]
     if opts.overwrite not in OVERWRITE:
         raise ValueError(f"overwrite must be one of {OVERWRITE}, got {opts.overwrite!r}")
     instance = load_encoder(encoder)
@@ -584,3 +596,13 @@ def summary_table(frame: Any) -> str:
 
 
 __all__ = ["RunOptions", "evaluate", "averages", "summary_table", "split_names"]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``xbench.evaluate(...)`` call :func:`evaluate` while ``xbench.evaluate`` stays this module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
