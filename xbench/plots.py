@@ -202,7 +202,7 @@ def draw(chart: BarChart, painter_cls: type[Any]) -> Any:
     p = painter_cls(width, height)
     p.text(left, 22, chart.title, size=16)
     for i, name in enumerate(chart.series):  # legend, four entries per line
-        lx, ly = left + (i % 4) * ((width - left - right) // 4), 36 + 16 * (i // 4)
+        lx, ly = left + (i % 4) * min(200, (width - left - right) // 4), 36 + 16 * (i // 4)
         p.rect(lx, ly, lx + 10, ly + 10, PALETTE[i % len(PALETTE)])
         p.text(lx + 14, ly + 9, name, size=10)
     y_of = lambda v: top + plot_h * (1.0 - float(np.clip(v, 0.0, 1.0)))  # noqa: E731
