@@ -346,7 +346,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def add_report_commands(subparsers: Any) -> None:
-    """Register ``leaderboard`` on ``subparsers`` (``compare``, ``package``, ``verify-submission``: not yet)."""
+    """Register ``leaderboard`` and ``compare`` on ``subparsers`` (``package``, ``verify-submission``: not yet)."""
     board = subparsers.add_parser(
         "leaderboard",
         help="merge runs into an X-ARES-style leaderboard",
@@ -366,6 +366,10 @@ def add_report_commands(subparsers: Any) -> None:
     board.add_argument("--common-tasks", action="store_true", help="average only tasks every encoder has")
     board.add_argument("--plot", default=None, metavar="DIR", help="also write PNG and SVG plots into DIR")
     board.set_defaults(func=_cmd_leaderboard)
+
+    from xbench.compare import add_compare_command
+
+    add_compare_command(subparsers)
 
 
 __all__ = [
