@@ -5,12 +5,13 @@ matplotlib is not an xbench dependency; this draws the demo's score chart withou
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from xbench.atomic_io import atomic_write_bytes
+from xbench.plots import encode_png
 
 # 5x7 glyphs, one 5-bit row per number (bit 4 = leftmost pixel).
 _GLYPHS: dict[str, tuple[int, ...]] = {
@@ -44,17 +45,8 @@ INK, GRID, WHITE = (30, 30, 30), (220, 220, 220), (255, 255, 255)
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:
-    """Write an ``[H, W, 3]`` uint8 image as an 8-bit RGB PNG (no filter, zlib level 9)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    height, width, _ = rgb.shape
-    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(height))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-    Path(path).write_bytes(png)
+    """Write an ``[H, W, 3]`` uint8 image as an 8-bit RGB PNG (:func:`xbench.plots.encode_png`), atomically."""
+    atomic_write_bytes(Path(path), encode_png(rgb))
 
 
 def text_width(text: str, scale: int = 1) -> int:
