@@ -346,7 +346,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def add_report_commands(subparsers: Any) -> None:
-    """Register ``leaderboard`` and ``compare`` on ``subparsers`` (``package``, ``verify-submission``: not yet)."""
+    """Register ``leaderboard``, ``compare``, ``package`` and ``verify-submission`` on ``subparsers``."""
     board = subparsers.add_parser(
         "leaderboard",
         help="merge runs into an X-ARES-style leaderboard",
@@ -368,8 +368,10 @@ def add_report_commands(subparsers: Any) -> None:
     board.set_defaults(func=_cmd_leaderboard)
 
     from xbench.compare import add_compare_command
+    from xbench.submission import add_submission_commands
 
     add_compare_command(subparsers)
+    add_submission_commands(subparsers)
 
 
 __all__ = [
