@@ -88,6 +88,14 @@ def test_layout_and_averages_recompute_from_the_long_csv(two_runs, tmp_path):
         got = avg[(avg.encoder == enc) & (avg.track == track)].set_index("group").score
         assert got["all"] == pytest.approx(want_all, abs=1e-12)
         assert got["public"] == pytest.approx(want_public, abs=1e-12)
+        # the README-layout CSV: the track's tasks, then its public and all averages (same values)
+        section = board[board.track == track]
+        assert section.task.tolist() == ["lb_a", "lb_b", "average_public", "average_all"]
+        assert section.formal_name.tolist()[-2:] == ["Weighted average (public)", "Weighted average (all)"]
+        cells = section.set_index("task")[enc]
+        assert cells["average_all"] == pytest.approx(want_all, abs=1e-12)
+        assert cells["average_public"] == pytest.approx(want_public, abs=1e-12)
+        assert cells["lb_a"] == rows.set_index("task").normalised["lb_a"]
     png = (tmp_path / "plots" / "tasks_mlp.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
@@ -112,3 +120,121 @@ def test_protocols_are_never_mixed(two_runs):
 def test_run_writes_result_json_with_protocol(two_runs):
     (result,) = [p for p in two_runs.rglob("lb_a@v1.json") if "LogMel" in str(p)]
     assert json.loads(result.read_text())["protocol"] == "xbench"
+
+
+def _result(task, slug, score, protocol="xares", weight=400, private=False, domain="sound"):
+    """A per-task result JSON as `xbench run` writes it (the fields the leaderboard reads)."""
+    return {
+        "task": task,
+        "formal_name": task.upper(),
+        "task_version": 1,
+        "domain": domain,
+        "private": private,
+        "weight": weight,
+        "protocol": protocol,
+        "encoder_slug": slug,
+        "tracks": {
+            "mlp": {"metric": "accuracy", "raw": score, "score": score, "ci95": [score - 0.05, score + 0.05]},
+            "knn": {"metric": "accuracy", "raw": score / 2, "score": score / 2, "ci95": [0.0, score]},
+        },
+    }
+
+
+def test_published_table_layout_and_librispeech_variant():
+    from xbench.leaderboard import markdown, wide
+
+    board = wide(load_published())
+    assert list(board.columns) == [
+        "track",
+        "task",
+        "formal_name",
+        "private",
+        "dasheng",
+        "wav2vec2",
+        "whisper",
+        "data2vec",
+    ]
+    mlp, knn = board[board.track == "mlp"], board[board.track == "knn"]
+    assert len(mlp) == 27 + 2 and len(knn) == 20 + 2
+    assert mlp.formal_name.iloc[0] == "ASV2015" and mlp.formal_name.iloc[-2:].tolist() == [
+        "Weighted average (public)",
+        "Weighted average (all)",
+    ]
+    text = markdown(board)
+    assert "| Key scratching car (private) | 0.999 | 0.983 | 0.985 | 0.909 |" in text
+    assert "| Weighted average (all) | 0.683 | 0.469 | 0.475 | 0.455 |" in text
+    newer = load_published("v0.1.3")
+    row = newer[(newer.encoder == "dasheng") & (newer.task == "librispeech")]
+    assert row.normalised.item() == pytest.approx(0.724)
+
+
+def test_a_xares_run_sits_beside_the_published_table(tmp_path):
+    run = tmp_path / "runs" / "Mine-abc" / "xares"
+    run.mkdir(parents=True)
+    (run / "esc50@v1.json").write_text(json.dumps(_result("esc50", "Mine-abc", 0.7)))
+    (run / "summary.json").write_text(json.dumps({"results": [_result("esc50", "Mine-abc", 0.7)]}))
+    # a folder (summary.json not double counted), a summary.json file, and a rename
+    assert len(load_results(tmp_path / "runs")) == 2
+    assert load_results(run / "summary.json").equals(load_results(run))
+    renamed = load_results(f"mine={run}")
+    assert set(renamed.encoder) == {"mine"}
+    board_all = merge([renamed, load_published()])
+    assert set(board_all.encoder) == {"mine", "dasheng", "wav2vec2", "whisper", "data2vec"}
+    common = merge([renamed, load_published()], common_tasks=True)
+    assert set(common.task) == {"esc50"}
+    avg = averages(common).set_index(["encoder", "track", "group"]).score
+    assert avg["dasheng", "knn", "all"] == pytest.approx(0.618) and avg["mine", "mlp", "public"] == pytest.approx(0.7)
+
+
+def test_conflicting_inputs_are_refused(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_result("t1", "E-1", 0.5, protocol="xbench")))
+    b.write_text(json.dumps(_result("t1", "E-1", 0.6, protocol="xbench")))
+    with pytest.raises(LeaderboardError, match="several inputs"):
+        merge([load_results(a), load_results(b)])
+    b.write_text(json.dumps(_result("t1", "E-2", 0.6, protocol="xbench", weight=999)))
+    with pytest.raises(LeaderboardError, match="weight differs"):
+        merge([load_results(a), load_results(b)])
+    b.write_text(json.dumps(_result("t1", "E-2", 0.6, protocol="xares")))
+    assert set(merge([load_results(a), load_results(b)], protocol="xares").encoder) == {"E-2"}
+    with pytest.raises(LeaderboardError, match="no such"):
+        load_results(tmp_path / "missing")
+
+
+def test_plots_from_an_evaluate_frame_are_valid_images(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    from xbench.plots import write_plots
+
+    rows = []
+    for enc, base in (("EncA-1", 0.4), ("EncB-2", 0.7)):
+        for task, domain in (("speechy", "speech"), ("musical", "music")):
+            for track, s in (("mlp", base), ("knn", base / 2)):
+                rows.append(
+                    {"encoder": enc, "task": task, "formal_name": task, "domain": domain, "private": False}
+                    | {"track": track, "metric": "accuracy", "raw": s, "score": s, "ci_low": s - 0.1}
+                    | {"ci_high": s + 0.1, "weight": 10, "protocol": "xbench"}
+                )
+    frame = pd.DataFrame(rows)
+    written = write_plots(frame, tmp_path / "plots")
+    assert sorted(p.name for p in written) == sorted(
+        f"{kind}_{track}.{ext}" for kind in ("tasks", "domains") for track in ("mlp", "knn") for ext in ("svg", "png")
+    )
+    svg = ET.parse(tmp_path / "plots" / "tasks_mlp.svg").getroot()
+    rects = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("fill") == "#4e79a7"]
+    assert len(rects) == 1 + 2  # legend swatch + one bar per task for the first encoder
+    png = (tmp_path / "plots" / "domains_knn.png").read_bytes()
+    pos, chunks = 8, {}
+    while pos < len(png):  # every chunk's CRC checks out
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + data)
+        chunks[kind] = data
+        pos += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 2)
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), dtype=np.uint8).reshape(height, 1 + 3 * width)
+    pixels = rows[:, 1:].reshape(height, width, 3)
+    assert (pixels == (0x4E, 0x79, 0xA7)).all(axis=-1).sum() > 50  # the first encoder's bars were drawn
