@@ -477,7 +477,7 @@ def add_compare_command(subparsers: Any) -> None:
     cmp = subparsers.add_parser(
         "compare",
         help="per-task differences of two runs with paired bootstrap intervals",
-        description="B − A per task and track, in normalised score, with a paired bootstrap 95%% interval "
+        description="B − A per task and track, in normalised score, with a paired bootstrap 95% interval "
         "(the same test items resampled for both encoders; needs the runs' predictions.npz files). "
         "A difference whose interval contains 0 is reported as within noise.",
     )
