@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
-import io
 import json
 import os
 import platform
@@ -381,23 +380,25 @@ def package(encoder: str, out: str | Path, options: PackageOptions | None = None
     generated["requirements.txt"] = ("\n".join(requirements) + "\n").encode()
     generated["check_report.json"] = json.dumps(report.to_dict(), indent=2, default=str).encode()
     generated["README.md"] = _readme(meta).encode()
-    files = {name: path.read_bytes() for name, path in members.items()} | generated
-    meta["files"] = [
-        {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        for name, data in sorted(files.items())
-    ]
-    files["metadata.json"] = json.dumps(meta, indent=2).encode()
+    listing = {name: (sha256_file(path), path.stat().st_size) for name, path in members.items()}
+    listing |= {name: (hashlib.sha256(data).hexdigest(), len(data)) for name, data in generated.items()}
+    meta["files"] = [{"path": n, "sha256": h, "bytes": b} for n, (h, b) in sorted(listing.items())]
+    generated["metadata.json"] = json.dumps(meta, indent=2).encode()
+    weight_names = {w["path"] for w in weights_meta}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, files[name])
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
+    with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+        for name in sorted(set(members) | set(generated)):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_STORED if name in weight_names else zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            if name in generated:
+                zf.writestr(info, generated[name])
+                continue
+            info.file_size = members[name].stat().st_size
+            with open(members[name], "rb") as src, zf.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, 2**20)
     tmp.replace(out)
     with zipfile.ZipFile(out) as zf:
         sizes = [(i.filename, i.file_size, i.compress_size) for i in zf.infolist()]
