@@ -140,6 +140,7 @@ class TaskRunner:
         self.unit_root = self.unit_root / opts.protocol
         self._tokenizer: tuple[Any, str] | None = None  # contrastive tasks, loaded on first use
         self._decoder: tuple[Any, Any, str] | None = None  # asr tasks, loaded on first use
+        self.predictions: tuple[dict[str, list[str]], dict[str, Any]] | None = None  # for `xbench compare`
 
     def units(self) -> list[EmbedUnit]:
         audio_dir = task_audio_dir(self.task, self.opts.data_root)
@@ -202,8 +203,10 @@ class TaskRunner:
 
         folds_mlp, folds_knn, tests_mlp, tests_knn = [], [], {}, {}
         t1 = time.perf_counter()
+        test_keys: dict[str, list[str]] = {}
         for fold, train_s, valid_s, test_s in _split_roles(task):
             train, valid, test = self._data(splits, train_s), self._data(splits, valid_s), self._data(splits, test_s)
+            test_keys[fold] = concat_units([splits[n] for n in test_s.split(",")]).keys
             if "mlp" in opts.tracks:
                 cfg = ProbeConfig(
                     epochs=task.epochs,
@@ -250,6 +253,7 @@ class TaskRunner:
                 "folds": [float(f) for f in folds],
                 "ci95": ci,
             }
+        self.predictions = (test_keys, {"mlp": tests_mlp, "knn": tests_knn})
         return self._record(units, splits, tracks, embed_s, t1 - t0, t2 - t1)
 
     def _record(
@@ -535,7 +539,12 @@ def evaluate(
         result = runner.score(units, embed_s)
         result["run_settings"] = run_settings(runner.task, slug, opts)
         if out_dir is not None:
-            atomic_write_json(result_path(out_dir, slug, runner.task, opts.protocol), result)
+            path = result_path(out_dir, slug, runner.task, opts.protocol)
+            atomic_write_json(path, result)
+            if runner.predictions is not None:
+                from xbench.compare import predictions_path, write_predictions
+
+                write_predictions(predictions_path(path), runner.task, runner.hop, *runner.predictions)
         saved[runner.task.name] = result
 
     rows, results = [], []
