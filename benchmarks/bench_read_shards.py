@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xbench.shard_reader import iter_clips, iter_members
-from xbench.shard_writer import write_audio_shards
+from xbench.data.shards import iter_clips, iter_members
+from xbench.data.writer import write_audio_shards
 
 SECONDS = 5
 TARGET_SR = 16000

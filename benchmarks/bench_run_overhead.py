@@ -1,4 +1,4 @@
-"""Harness overhead of a whole `xbench.evaluate` run against the encoder's own forward time.
+"""Harness overhead of a whole `xbench.pipeline.run` run against the encoder's own forward time.
 
 Generates X-ARES-format shards (train/valid/test, 5 s clips at 16 kHz), runs a ViT-base-sized
 random encoder (log-mel → 64×4 patches → 12-layer, 768-d transformer; ~85 M parameters, 40 ms hop)
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xbench.data.shards import iter_clips
+from xbench.data.writer import write_audio_shards
 from xbench.encoders.frontends import MelSpectrogram
-from xbench.evaluate import RunOptions, evaluate
-from xbench.shard_reader import iter_clips
-from xbench.shard_writer import write_audio_shards
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.pipeline.run import RunOptions, evaluate
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 SR = 16000
 

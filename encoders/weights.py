@@ -16,8 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from xbench.core.paths import cache_root
 from xbench.encoders.card import ZooCard
-from xbench.paths import cache_root
 
 
 class WeightsUnavailableError(FileNotFoundError):

@@ -1,6 +1,6 @@
 """ASVspoof 2015: spoofed vs bona fide speech (X-ARES ``asvspoof_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="asvspoof2015",

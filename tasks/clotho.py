@@ -1,6 +1,6 @@
 """Clotho audio-text retrieval (X-ARES ``clotho_task.py``; note the split swap)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="clotho",

@@ -1,6 +1,6 @@
 """CREMA-D emotion recognition, 6 classes (X-ARES ``crema_d_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="cremad",

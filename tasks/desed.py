@@ -1,6 +1,6 @@
 """DESED sound event detection, frame level (X-ARES ``desed_task.py``; val=test)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="desed",

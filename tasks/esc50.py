@@ -1,6 +1,6 @@
 """ESC-50 environmental sound classification, 5 folds (X-ARES ``esc50_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="esc50",

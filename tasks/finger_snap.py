@@ -1,6 +1,6 @@
 """Private task: finger snap detection (X-ARES ``finger_snap_task.py``; no public data)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="finger_snap",

@@ -1,6 +1,6 @@
 """Fluent Speech Commands, 248 phrases (X-ARES ``fluentspeechcommands_kws_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="fluentspeechcommands",

@@ -1,6 +1,6 @@
 """Free Music Archive (small) genre classification (X-ARES ``freemusicarchive_genre_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="freemusicarchive",

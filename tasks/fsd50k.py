@@ -1,6 +1,6 @@
 """FSD50K multi-label sound event tagging, 200 classes (X-ARES ``fsd50k_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="fsd50k",

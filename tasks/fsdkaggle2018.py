@@ -1,6 +1,6 @@
 """FSDKaggle2018 sound classification, 41 classes (X-ARES ``fsdkaggle2018_task.py``; val=test)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="fsdkaggle2018",

@@ -1,6 +1,6 @@
 """GTZAN music genre classification, 10 folds (X-ARES ``gtzan_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="gtzan_genre",

@@ -3,7 +3,7 @@
 X-ARES ``inside_outside_car_task.py`` (whose function is misnamed ``finger_snap_config``).
 """
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="inside_outside_car",

@@ -1,6 +1,6 @@
 """Private task: key scratching on a car (X-ARES ``key_scratching_task.py``; no public data)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="key_scratching",

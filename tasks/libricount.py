@@ -1,6 +1,6 @@
 """LibriCount speaker counting, 0-10 speakers, 5 folds (X-ARES ``libricount_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="libricount",

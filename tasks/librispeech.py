@@ -1,6 +1,6 @@
 """LibriSpeech-100h ASR with a frozen Qwen2.5-0.5B decoder (X-ARES ``librispeech_asr_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="librispeech",

@@ -1,6 +1,6 @@
 """LibriSpeech speaker gender (X-ARES ``librispeech_male_female_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="librispeechmalefemale",

@@ -1,6 +1,6 @@
 """Private task: 28 live environment classes (X-ARES ``liveenv_task.py``; no public data)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="liveenv",

@@ -1,6 +1,6 @@
 """MAESTRO piano note detection, frame level (X-ARES ``maestro_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="maestro",

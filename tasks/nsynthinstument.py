@@ -1,6 +1,6 @@
 """NSynth instrument family, 11 classes (X-ARES ``nsynth_instument_task.py``; name as in X-ARES)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="nsynthinstument",

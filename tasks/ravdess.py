@@ -1,6 +1,6 @@
 """RAVDESS emotion recognition, 8 classes, 4 folds (X-ARES ``ravdess_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="ravdess",

@@ -1,6 +1,6 @@
 """Speech Commands V1 keyword spotting, 30 words (X-ARES ``speechcommandsv1_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="speechcommandsv1",

@@ -1,6 +1,6 @@
 """Private task: subway broadcast detection (X-ARES ``subway_broadcast_task.py``; train = valid = test)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="subway_broadcast",

@@ -1,6 +1,6 @@
 """UrbanSound8K, 10 classes, 10 folds (X-ARES ``urbansound8k_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="urbansound8k",

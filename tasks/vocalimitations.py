@@ -1,6 +1,6 @@
 """Vocal Imitation Set, 302 reference sounds, 3 folds (X-ARES ``vocalimitations_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="vocalimitations",

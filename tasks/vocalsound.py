@@ -1,6 +1,6 @@
 """VocalSound non-speech vocalisations, 6 classes (X-ARES ``vocalsound_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="vocalsound",

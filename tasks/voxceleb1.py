@@ -1,6 +1,6 @@
 """VoxCeleb1 speaker identification, 1251 speakers (X-ARES ``voxceleb1_task.py``)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="voxceleb1",

@@ -1,6 +1,6 @@
 """VoxLingua107 subset of 33 languages (X-ARES ``voxlingua33_task.py``; val=test)."""
 
-from xbench.task_config import LabelSpec, TaskConfig
+from xbench.taskspec.config import LabelSpec, TaskConfig
 
 TASK = TaskConfig(
     name="voxlingua33",

@@ -39,6 +39,6 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def broken_module():
-    from xbench.encoder_contract import _import_file
+    from xbench.encoder.contract import _import_file
 
     return _import_file(BROKEN)

@@ -1,0 +1,180 @@
+"""``xbench package`` / ``verify-submission`` on an encoder written here: local imports, weights, fresh venv."""
+
+import argparse
+import hashlib
+import json
+import zipfile
+
+import pytest
+import torch
+
+from xbench.report.leaderboard import add_report_commands
+from xbench.submission.bundle import (
+    PackageOptions,
+    SubmissionError,
+    VerifyOptions,
+    package,
+    scan_imports,
+    verify_submission,
+)
+
+ENCODER = """\
+from pathlib import Path
+
+import torch
+
+from featurize import frame_energy
+from mylib import Projection
+
+
+class TinyEnergyEncoder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.sampling_rate = 16000
+        self.hop_size_in_ms = 20
+        self.output_dim = OUTPUT_DIM
+        self.proj = Projection(4, 8)
+        self.proj.load_state_dict(torch.load(Path(__file__).parent / "weights.pt"))
+
+    def forward(self, audio):
+        import json  # a function-level stdlib import: not a requirement
+
+        return self.proj(frame_energy(audio, 320))
+"""
+
+FEATURIZE = """\
+import numpy as np
+import torch
+
+
+def frame_energy(audio, hop):
+    frames = audio[:, : audio.shape[1] // hop * hop].reshape(audio.shape[0], -1, hop)
+    bands = torch.stack([frames[..., i::4].abs().mean(-1) for i in range(4)], -1)
+    return torch.log1p(bands * float(np.e))
+"""
+
+
+@pytest.fixture
+def encoder_dir(tmp_path):
+    """An encoder folder with a helper module, a local package, weights, and clutter that must stay out."""
+    root = tmp_path / "my encoder"
+    (root / "mylib" / "__pycache__").mkdir(parents=True)
+    (root / "my_encoder.py").write_text(ENCODER.replace("OUTPUT_DIM", "8"))
+    (root / "featurize.py").write_text(FEATURIZE)
+    (root / "mylib" / "__init__.py").write_text("from .layers import Projection\n")
+    (root / "mylib" / "layers.py").write_text("import torch\n\n\nclass Projection(torch.nn.Linear):\n    pass\n")
+    torch.manual_seed(0)
+    torch.save(torch.nn.Linear(4, 8).state_dict(), root / "weights.pt")
+    # clutter: caches, VCS, data, an unused module, a package data file
+    (root / "mylib" / "__pycache__" / "layers.cpython-311.pyc").write_bytes(b"\0" * 64)
+    (root / "mylib" / "table.bin").write_bytes(b"\1" * 64)
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / "data").mkdir()
+    (root / "data" / "clip.wav").write_bytes(b"RIFF" + b"\0" * 100)
+    (root / "unused.py").write_text("import os\n")
+    return root
+
+
+CODE = {"my_encoder.py", "featurize.py", "mylib/__init__.py", "mylib/layers.py"}
+GENERATED = {"requirements.txt", "metadata.json", "check_report.json", "README.md"}
+
+
+def test_scan_finds_local_modules_and_third_party_imports(encoder_dir):
+    scan = scan_imports(encoder_dir / "my_encoder.py")
+    assert {p.relative_to(encoder_dir).as_posix() for p in scan.local_files} == CODE - {"my_encoder.py"}
+    assert scan.third_party == {"torch", "numpy"}
+
+
+def test_package_then_verify_in_a_fresh_venv(encoder_dir, tmp_path):
+    out = tmp_path / "sub.zip"
+    res = package(
+        str(encoder_dir / "my_encoder.py"),
+        out,
+        PackageOptions(weights=[str(encoder_dir / "weights.pt")], authors=["A. Person"], long_seconds=3),
+    )
+    names = set(zipfile.ZipFile(out).namelist())
+    assert names == CODE | GENERATED | {"weights.pt"}
+    meta = json.loads(zipfile.ZipFile(out).read("metadata.json"))
+    assert meta["encoder"] == {"file": "my_encoder.py", "class": "TinyEnergyEncoder"}
+    assert (meta["sampling_rate"], meta["hop_size_in_ms"], meta["output_dim"]) == (16000, 20.0, 8)
+    assert meta["parameters"] == 4 * 8 + 8 and meta["authors"] == ["A. Person"]
+    assert meta["weights"][0]["sha256"] == hashlib.sha256((encoder_dir / "weights.pt").read_bytes()).hexdigest()
+    reqs = zipfile.ZipFile(out).read("requirements.txt").decode().split()
+    assert sorted(r.split("==")[0] for r in reqs) == ["numpy", "torch"]
+    assert json.loads(zipfile.ZipFile(out).read("check_report.json"))["ok"] is True
+    assert "weights.pt" in res.size_report() and "total" in res.size_report()
+
+    ver = verify_submission(out, VerifyOptions(long_seconds=3))
+    steps = {name: (ok, detail) for name, ok, detail in ver.steps}
+    assert ver.ok, ver.text()
+    assert set(steps) >= {"checksums", "venv", "requirements", "isolation", "checker", "small task", "peak RAM"}
+    assert "/venv/" in ver.child["python"]  # ran by the venv's interpreter, not this one
+    assert ver.child["encoder_module_file"].endswith("submission/my_encoder.py")
+    assert 0 < ver.child["peak_rss_bytes"] < 12 * 2**30
+    assert set(ver.child["task"]) == {"mlp", "knn"}
+
+
+def test_damaged_or_incomplete_zips_fail(encoder_dir, tmp_path):
+    out = tmp_path / "sub.zip"
+    package(str(encoder_dir / "my_encoder.py"), out, PackageOptions(weights=[str(encoder_dir / "weights.pt")]))
+    with zipfile.ZipFile(out) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(tampered, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data + b"\n# edited" if name == "featurize.py" else data)
+    res = verify_submission(tampered, VerifyOptions(long_seconds=2, small_task=False))
+    assert not res.ok and res.steps[-1][0] == "checksums" and "featurize.py" in res.steps[-1][2]
+    # a helper left out (and out of the metadata): the encoder cannot import in the unpacked folder
+    meta = json.loads(files["metadata.json"])
+    meta["files"] = [f for f in meta["files"] if f["path"] != "featurize.py"]
+    incomplete = tmp_path / "incomplete.zip"
+    with zipfile.ZipFile(incomplete, "w") as zf:
+        for name, data in files.items():
+            if name != "featurize.py":
+                zf.writestr(name, json.dumps(meta).encode() if name == "metadata.json" else data)
+    res = verify_submission(incomplete, VerifyOptions(long_seconds=2, small_task=False))
+    assert not res.ok
+    assert res.steps[-1][0] == "checker" and "featurize" in res.steps[-1][2]
+
+
+def test_download_stub_is_checksum_verified(encoder_dir, tmp_path):
+    weights = encoder_dir / "weights.pt"
+    mirror = tmp_path / "mirror" / "tiny.pt"
+    mirror.parent.mkdir()
+    mirror.write_bytes(weights.read_bytes())
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    out = tmp_path / "sub.zip"
+    opts = PackageOptions(download_url=mirror.as_uri(), sha256=digest, weights_path="weights.pt", long_seconds=2)
+    package(str(encoder_dir / "my_encoder.py"), out, opts)
+    names = set(zipfile.ZipFile(out).namelist())
+    assert names == CODE | GENERATED | {"fetch_weights.py"}  # weights not bundled
+    res = verify_submission(out, VerifyOptions(long_seconds=2, small_task=False))
+    assert res.ok, res.text()
+    assert "checksum OK" in dict((n, d) for n, _, d in res.steps)["weights download"]
+    # a wrong checksum is refused at packaging time, since the local weights do not match it
+    with pytest.raises(SubmissionError, match="SHA-256"):
+        package(
+            str(encoder_dir / "my_encoder.py"),
+            out,
+            PackageOptions(download_url=mirror.as_uri(), sha256="0" * 64, weights_path="weights.pt"),
+        )
+    # and by the stub when the served file changes after packaging
+    mirror.write_bytes(b"not the weights")
+    res = verify_submission(out, VerifyOptions(long_seconds=2, small_task=False))
+    assert not res.ok and "checksum mismatch" in res.steps[-1][2]
+
+
+def test_package_refuses_a_failing_encoder_and_shows_why(encoder_dir, tmp_path, capsys):
+    (encoder_dir / "my_encoder.py").write_text(ENCODER.replace("OUTPUT_DIM", "9"))  # forward gives 8 dims
+    parser = argparse.ArgumentParser(prog="xbench")
+    add_report_commands(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "sub.zip"
+    args = parser.parse_args(
+        ["package", "--encoder", str(encoder_dir / "my_encoder.py"), "--out", str(out), "--long-seconds", "2"]
+    )
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert "fails the checker" in err and "FAIL" in err and "output_dim" in err
+    assert not out.exists()

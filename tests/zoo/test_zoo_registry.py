@@ -1,0 +1,84 @@
+"""Every zoo card: registered as an entry point, builds, matches its card, passes `xbench check`."""
+
+import functools
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from xbench.encoder.contract import load_encoder, zoo_entry_points
+from xbench.encoder.deep_check import DeepCheckOptions, deep_check
+from xbench.encoders.card import ZooCard, ZooCardError
+from xbench.encoders.registry import all_cards
+from xbench.encoders.weights import WeightsChecksumError, WeightsUnavailableError, fetch_weights
+
+CARDS = all_cards()
+
+
+def test_cards_and_entry_points_agree():
+    points = zoo_entry_points()
+    for name, card in CARDS.items():
+        assert name in points, f"zoo card {name!r} has no entry point in group xbench.encoders"
+        assert points[name].value == card.factory
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_card_matches_encoder_and_check_passes(name):
+    card = CARDS[name]
+    encoder = load_encoder(name)
+    assert (encoder.sampling_rate, encoder.output_dim, encoder.hop_size_in_ms) == (
+        card.sampling_rate,
+        card.output_dim,
+        card.hop_size_in_ms,
+    )
+    if card.parameters is not None:
+        assert sum(p.numel() for p in encoder.parameters()) == card.parameters
+    report = deep_check(encoder, options=DeepCheckOptions(long_seconds=30.0))
+    assert report.ok, report.text()
+
+
+def test_card_validation_names_field():
+    with pytest.raises(ZooCardError, match="'output_dim'"):
+        ZooCard(name="x", family="f", factory="m:f", sampling_rate=16000, hop_size_in_ms=10, output_dim=0)
+    with pytest.raises(ZooCardError, match="'weights_file'"):
+        ZooCard(name="x", family="f", factory="m:f", sampling_rate=1, hop_size_in_ms=1, output_dim=1, weights_url="u")
+
+
+@pytest.fixture
+def served(tmp_path):
+    payload = b"weights" * 1000
+    (tmp_path / "w.pt").write_bytes(payload)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/w.pt", hashlib.sha256(payload).hexdigest()
+    server.shutdown()
+
+
+def _card(url, sha):
+    return ZooCard(
+        name="toy",
+        family="t",
+        factory="m:f",
+        sampling_rate=16000,
+        hop_size_in_ms=10,
+        output_dim=4,
+        weights_url=url,
+        weights_sha256=sha,
+        weights_file="w.pt",
+    )
+
+
+def test_weights_download_verify_and_offline_message(served, tmp_path):
+    url, sha = served
+    cache = tmp_path / "cache"
+    with pytest.raises(WeightsUnavailableError, match=r"place w.pt .* at .*cache/toy/w.pt"):
+        fetch_weights(_card(url, sha), cache, offline=True)
+    path = fetch_weights(_card(url, sha), cache, offline=False)
+    assert path.read_bytes() == b"weights" * 1000
+    assert fetch_weights(_card(url, sha), cache, offline=True) == path  # cached: no network needed
+    with pytest.raises(WeightsChecksumError, match="expected 0000"):
+        fetch_weights(_card(url, "0" * 64), tmp_path / "other", offline=False)
+    assert not list((tmp_path / "other").rglob("*.part"))  # nothing half-written is left

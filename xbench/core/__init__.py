@@ -1,0 +1,1 @@
+"""Shared plumbing: atomic writes and the data/cache folder conventions."""

@@ -1,0 +1,1 @@
+"""Stage 2 — data: Zenodo fetch, download, safe extraction, shard resolution and reading, decode, resample, writer."""

@@ -1,0 +1,1 @@
+"""Stage 4 — embedding: work units, encoding a unit, and the embedding cache."""

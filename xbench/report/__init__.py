@@ -1,0 +1,1 @@
+"""Stage 8 — reporting: leaderboard tables, the published X-ARES table, compare, plots."""

@@ -1,0 +1,504 @@
+"""``xbench compare A B``: per-task score differences with a paired bootstrap interval.
+
+Both encoders were scored on the same test items, so the interval resamples those items once per
+round and recomputes both scores on the same draw (within every fold for k-fold tasks, as the run's
+own intervals do). A difference whose interval contains 0 is flagged as inside the noise.
+
+The paired bootstrap needs per-item predictions. ``xbench run`` writes them beside each result
+JSON as ``<task>@v<version>.predictions.npz`` (:func:`write_predictions`), format
+``xbench-predictions/1``, saved with ``allow_pickle=False``:
+
+=====================  ============================  ==========================================
+array                  shape / dtype                  meaning
+=====================  ============================  ==========================================
+``format``             0-d str                        ``"xbench-predictions/1"``
+``task``               0-d str                        task name
+``keys``, ``folds``    [N] str                        test item key and its fold (``""``: none)
+``metric_<track>``     0-d str                        metric of the track (``mlp``, ``knn``)
+``targets``            [N] int64 or [N, C] uint8      clip tasks: class index / multi-hot
+``<track>_pred``       [N] int32                      clip, metric ``accuracy``: argmax class
+``<track>_scores``     [N, C] float32                 clip, other metrics (e.g. mAP): scores
+``frame_offsets``      [N + 1] int64                  frame tasks: item i is rows offsets[i]:[i+1]
+``frame_targets``      [ΣT, C] uint8                  frame tasks: frame targets
+``<track>_frame_pred`` [ΣT, C] uint8                  frame tasks: round(sigmoid(logit))
+``hop_ms``             0-d float64                    frame tasks: encoder hop
+``segment_length_s``   0-d float64                    frame tasks: segment-F1 window
+=====================  ============================  ==========================================
+
+Items are in the run's test order, folds concatenated in fold order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xbench.scoring.metrics import CLIP_METRICS, segment_f1
+from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, weighted_average
+from xbench.taskspec.config import METRICS
+
+FORMAT = "xbench-predictions/1"
+
+
+class CompareError(ValueError):
+    """Two runs that cannot be compared."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The predictions file
+# --------------------------------------------------------------------------------------------------
+
+
+def predictions_path(result_json: str | Path) -> Path:
+    """``<task>@v<version>.predictions.npz`` beside the result JSON ``<task>@v<version>.json``."""
+    p = Path(result_json)
+    return p.with_name(p.stem + ".predictions.npz")
+
+
+def _np(x: Any) -> np.ndarray:
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+
+
+def write_predictions(
+    path: str | Path,
+    task: Any,
+    hop_ms: float,
+    keys: Mapping[str, Sequence[str]],
+    tests: Mapping[str, Mapping[str, tuple[Any, Any]]],
+) -> Path:
+    """Save per-item predictions of one (encoder, task) for :func:`compare_runs`.
+
+    ``keys``: {fold: test item keys}; ``tests``: {track: {fold: (scores or logits, ProbeData)}}, the
+    structures :class:`xbench.pipeline.run.TaskRunner` builds (``tests_mlp``, ``tests_knn``).
+    """
+    tests = {track: per_fold for track, per_fold in tests.items() if per_fold}
+    if not tests:
+        raise ValueError("write_predictions: no track has test predictions")
+    folds = list(keys)
+    frame_level = task.task_type == "frame"
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(FORMAT),
+        "task": np.array(task.name),
+        "keys": np.array([str(k) for f in folds for k in keys[f]]),
+        "folds": np.array([str(f) for f in folds for _ in keys[f]]),
+    }
+    first = next(iter(tests.values()))
+    if frame_level:
+        targets = [_np(t) for f in folds for t in first[f][1].targets]
+        arrays["frame_offsets"] = np.concatenate([[0], np.cumsum([len(t) for t in targets])]).astype(np.int64)
+        arrays["frame_targets"] = np.concatenate(targets).astype(np.uint8)
+        arrays["hop_ms"] = np.array(float(hop_ms))
+        arrays["segment_length_s"] = np.array(float(dict(task.metric_args).get("segment_length_in_s", 1.0)))
+    else:
+        targets_np = np.concatenate([_np(first[f][1].targets) for f in folds])
+        arrays["targets"] = targets_np.astype(np.int64 if targets_np.ndim == 1 else np.uint8)
+    for track, per_fold in tests.items():
+        metric = "accuracy" if track == "knn" else task.metric
+        arrays[f"metric_{track}"] = np.array(metric)
+        outputs = [per_fold[f][0] for f in folds]
+        if frame_level:
+            logits = np.concatenate([np.asarray(x, dtype=np.float64) for out in outputs for x in out])
+            arrays[f"{track}_frame_pred"] = np.round(1.0 / (1.0 + np.exp(-logits))).astype(np.uint8)
+        elif metric == "accuracy":
+            arrays[f"{track}_pred"] = np.concatenate([np.asarray(o).argmax(axis=-1) for o in outputs]).astype(np.int32)
+        else:
+            arrays[f"{track}_scores"] = np.concatenate([np.asarray(o, dtype=np.float32) for o in outputs])
+    n = len(arrays["keys"])
+    if len(arrays.get("targets", arrays.get("frame_offsets", np.zeros(n + 1))[1:])) != n:
+        raise ValueError(f"write_predictions: {n} keys but a different number of test items")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class Predictions:
+    """One predictions file, read back; :meth:`metric` scores a track on chosen rows."""
+
+    path: Path
+    arrays: dict[str, np.ndarray]
+
+    @classmethod
+    def read(cls, path: str | Path) -> Predictions:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        fmt = str(arrays.get("format", ""))
+        if fmt != FORMAT:
+            raise CompareError(f"{path}: not an {FORMAT} file (format {fmt!r})")
+        return cls(Path(path), arrays)
+
+    @property
+    def tracks(self) -> list[str]:
+        return sorted(k[len("metric_") :] for k in self.arrays if k.startswith("metric_"))
+
+    def metric_name(self, track: str) -> str:
+        return str(self.arrays[f"metric_{track}"])
+
+    def items(self) -> list[tuple[str, str, int]]:
+        """(fold, key, occurrence) per row: the pairing key (a key may repeat, e.g. crops)."""
+        seen: dict[tuple[str, str], int] = {}
+        out = []
+        for fold, key in zip(self.arrays["folds"].tolist(), self.arrays["keys"].tolist(), strict=True):
+            n = seen.get((fold, key), 0)
+            seen[(fold, key)] = n + 1
+            out.append((fold, key, n))
+        return out
+
+    def fold_rows(self) -> dict[str, np.ndarray]:
+        """{fold: row numbers}, folds in file order."""
+        folds = self.arrays["folds"]
+        return {f: np.flatnonzero(folds == f) for f in dict.fromkeys(folds.tolist())}
+
+    def metric(self, track: str, rows: np.ndarray) -> float:
+        """The track's raw metric on ``rows`` (one fold's items, possibly repeated)."""
+        a, name = self.arrays, self.metric_name(track)
+        if f"{track}_frame_pred" in a:
+            off, pred, tar = a["frame_offsets"], a[f"{track}_frame_pred"], a["frame_targets"]
+            logits = [np.where(pred[off[i] : off[i + 1]] > 0, 1.0, -1.0) for i in rows]
+            targets = [tar[off[i] : off[i + 1]] for i in rows]
+            average = "micro" if name.endswith("micro") else "macro"
+            return segment_f1(logits, targets, float(a["hop_ms"]), float(a["segment_length_s"]), average)
+        if f"{track}_pred" in a:
+            if len(rows) == 0:
+                raise ValueError("accuracy of an empty test set")
+            return float((a[f"{track}_pred"][rows] == a["targets"][rows]).mean())
+        fn = CLIP_METRICS.get(name)
+        if fn is None:
+            raise CompareError(f"{self.path}: metric {name!r} cannot be recomputed from predictions")
+        return fn(a[f"{track}_scores"][rows], a["targets"][rows])
+
+
+def _score_fn(metric: str) -> Callable[[float], float]:
+    """Raw metric → 0–1 score with the metric's default bounds (as the leaderboard's normalised column)."""
+    info = METRICS.get(metric)
+    if info is None or info.bounds is None:
+        raise CompareError(f"metric {metric!r} has no default 0–1 bounds; its differences cannot be normalised")
+    lo, hi = info.bounds
+    return lambda raw: normalise(raw, lo, hi, info.higher_is_better)
+
+
+# --------------------------------------------------------------------------------------------------
+# Paired bootstrap
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskDifference:
+    """B − A on one (task, track), in normalised score."""
+
+    task: str
+    track: str
+    metric: str
+    weight: float
+    private: bool
+    score_a: float
+    score_b: float
+    diff: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    items: int = 0
+    note: str = ""
+    rounds: dict[int, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def verdict(self) -> str:
+        """``B better`` / ``A better`` when the interval excludes 0, else ``within noise``."""
+        return _verdict(self.ci_low, self.ci_high)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "track": self.track,
+            "metric": self.metric,
+            "weight": self.weight,
+            "private": self.private,
+            "score_a": self.score_a,
+            "score_b": self.score_b,
+            "diff": self.diff,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "items": self.items,
+            "verdict": self.verdict,
+            "note": self.note,
+        }
+
+
+def paired_difference(
+    a: Predictions, b: Predictions, track: str, rounds: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float, int, dict[int, float]]:
+    """(B − A, interval low, high, items, {round: B − A}) of one track, resampling the same items for both.
+
+    Each round draws items within every fold (:func:`xbench.scoring.scores.bootstrap_interval`), scores both
+    encoders on the drawn items, and averages the fold scores as the run does.
+    """
+    metric = a.metric_name(track)
+    if b.metric_name(track) != metric:
+        raise CompareError(f"track {track}: metrics differ ({metric} vs {b.metric_name(track)})")
+    pos_b = {item: i for i, item in enumerate(b.items())}
+    items_a = a.items()
+    if len(items_a) != len(pos_b) or any(item not in pos_b for item in items_a):
+        missing = sum(item not in pos_b for item in items_a)
+        raise CompareError(
+            f"the two runs were not scored on the same test items ({len(items_a)} vs {len(pos_b)} items, "
+            f"{missing} of A's missing from B); a paired comparison needs the same test set"
+        )
+    to_b = np.array([pos_b[item] for item in items_a], dtype=np.int64)
+    rows_a = a.fold_rows()
+    score = _score_fn(metric)
+
+    def diff_on(draw: Mapping[str, np.ndarray]) -> float:
+        sa = np.mean([a.metric(track, rows_a[f][idx]) for f, idx in draw.items()])
+        sb = np.mean([b.metric(track, to_b[rows_a[f][idx]]) for f, idx in draw.items()])
+        return score(float(sb)) - score(float(sa))
+
+    point = diff_on({f: np.arange(len(r)) for f, r in rows_a.items()})
+    recorded: dict[int, float] = {}
+    counter = iter(range(rounds))
+
+    def recording(draw: Mapping[str, np.ndarray]) -> float:
+        r = next(counter)
+        value = diff_on(draw)
+        recorded[r] = value
+        return value
+
+    sizes = {f: len(r) for f, r in rows_a.items()}
+    lo, hi = bootstrap_interval(recording, sizes, rounds=rounds, seed=seed, alpha=alpha)
+    return point, lo, hi, len(items_a), recorded
+
+
+# --------------------------------------------------------------------------------------------------
+# Runs
+# --------------------------------------------------------------------------------------------------
+
+
+def find_results(folder: str | Path, protocol: str | None = None) -> dict[str, tuple[dict[str, Any], Path]]:
+    """{task: (result JSON, its path)} of the single (encoder, protocol) run under ``folder``."""
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    found: dict[tuple[str, str], dict[str, tuple[dict[str, Any], Path]]] = {}
+    for path in sorted(folder.rglob("*.json")):
+        if path.name == "summary.json":
+            continue
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not (isinstance(obj, dict) and "tracks" in obj and "task" in obj):
+            continue
+        if protocol is not None and obj.get("protocol") != protocol:
+            continue
+        run = (str(obj.get("encoder_slug", "?")), str(obj.get("protocol", "xbench")))
+        found.setdefault(run, {})[obj["task"]] = (obj, path)
+    if not found:
+        raise CompareError(f"{folder}: no result JSONs" + (f" under protocol {protocol!r}" if protocol else ""))
+    if len(found) > 1:
+        runs = ", ".join(f"{e} ({p})" for e, p in sorted(found))
+        raise CompareError(f"{folder}: holds several runs ({runs}); give one <encoder>/<protocol> folder or --protocol")
+    return next(iter(found.values()))
+
+
+@dataclass
+class Comparison:
+    """All per-task differences of B against A, plus the weighted-average differences per track."""
+
+    name_a: str
+    name_b: str
+    protocol: str
+    tasks: list[TaskDifference]
+    only_a: list[str]
+    only_b: list[str]
+    averages: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.name_a,
+            "b": self.name_b,
+            "protocol": self.protocol,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "averages": self.averages,
+            "only_in_a": self.only_a,
+            "only_in_b": self.only_b,
+        }
+
+    def text(self) -> str:
+        lines = [f"B − A, normalised scores (A = {self.name_a}, B = {self.name_b}, protocol {self.protocol})"]
+        head = f"{'task':26s} {'track':5s} {'A':>7s} {'B':>7s} {'B−A':>8s}  {'95% paired CI':>19s}  verdict"
+        lines += [head, "-" * len(head)]
+        for t in self.tasks:
+            ci = f"[{t.ci_low:+.3f}, {t.ci_high:+.3f}]" if np.isfinite(t.ci_low) else "-"
+            note = f"  ({t.note})" if t.note else ""
+            lines.append(
+                f"{t.task:26s} {t.track:5s} {t.score_a:7.3f} {t.score_b:7.3f} {t.diff:+8.3f}  {ci:>19s}  "
+                f"{t.verdict}{note}"
+            )
+        for avg in self.averages:
+            ci = f"[{avg['ci_low']:+.3f}, {avg['ci_high']:+.3f}]" if np.isfinite(avg["ci_low"]) else "-"
+            lines.append(
+                f"weighted average {avg['group']} {avg['track']} ({avg['tasks']} tasks): {avg['diff']:+.3f} {ci} "
+                f"{avg['verdict']}"
+            )
+        if self.only_a or self.only_b:
+            lines.append(f"not compared: only in A: {self.only_a or '-'}; only in B: {self.only_b or '-'}")
+        return "\n".join(lines)
+
+
+def _verdict(lo: float, hi: float) -> str:
+    if not np.isfinite(lo):
+        return "no interval"
+    return "B better" if lo > 0 else "A better" if hi < 0 else "within noise"
+
+
+def _average_rows(diffs: list[TaskDifference], rounds: int, alpha: float) -> list[dict[str, Any]]:
+    """Weighted-average B − A per track and group (all, public), with the interval from the joint rounds."""
+    rows = []
+    for track in sorted({d.track for d in diffs}):
+        for group, keep in (("all", lambda d: True), ("public", lambda d: not d.private)):
+            chosen = [d for d in diffs if d.track == track and keep(d)]
+            if not chosen:
+                continue
+            point = weighted_average(ScoredTask(d.task, track, d.diff, d.weight) for d in chosen)
+            lo = hi = float("nan")
+            common = set.intersection(*(set(d.rounds) for d in chosen)) if all(d.rounds for d in chosen) else set()
+            if common:
+                values = [
+                    weighted_average(ScoredTask(d.task, track, d.rounds[r], d.weight) for d in chosen)
+                    for r in sorted(common)
+                ]
+                lo, hi = (float(v) for v in np.quantile(values, [alpha / 2, 1 - alpha / 2]))
+            rows.append(
+                {
+                    "track": track,
+                    "group": group,
+                    "tasks": len(chosen),
+                    "diff": point,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "verdict": _verdict(lo, hi),
+                }
+            )
+    return rows
+
+
+def compare_runs(
+    a: str | Path, b: str | Path, protocol: str | None = None, rounds: int = 1000, alpha: float = 0.05
+) -> Comparison:
+    """Compare run folder ``b`` against ``a`` task by task (see the module docstring)."""
+    runs_a, runs_b = find_results(a, protocol), find_results(b, protocol)
+    first_a, first_b = next(iter(runs_a.values()))[0], next(iter(runs_b.values()))[0]
+    pa, pb = first_a.get("protocol", "xbench"), first_b.get("protocol", "xbench")
+    if pa != pb:
+        raise CompareError(f"refusing to compare runs of different protocols: A is {pa!r}, B is {pb!r}")
+    diffs = []
+    for task in sorted(set(runs_a) & set(runs_b)):
+        (ra, path_a), (rb, path_b) = runs_a[task], runs_b[task]
+        if ra.get("task_fingerprint") != rb.get("task_fingerprint") or ra.get("task_version") != rb.get("task_version"):
+            for track in sorted(set(ra["tracks"]) & set(rb["tracks"])):
+                diffs.append(_unpaired(ra, rb, track, "task declarations differ: not comparable"))
+            continue
+        pred_a, pred_b = predictions_path(path_a), predictions_path(path_b)
+        have = pred_a.is_file() and pred_b.is_file()
+        preds = (Predictions.read(pred_a), Predictions.read(pred_b)) if have else None
+        for track in sorted(set(ra["tracks"]) & set(rb["tracks"])):
+            if preds is None or track not in preds[0].tracks or track not in preds[1].tracks:
+                diffs.append(_unpaired(ra, rb, track, "no predictions.npz: no paired interval"))
+                continue
+            d = _unpaired(ra, rb, track, "")
+            d.diff, d.ci_low, d.ci_high, d.items, d.rounds = paired_difference(
+                preds[0], preds[1], track, rounds=rounds, seed=_seed(ra, track), alpha=alpha
+            )
+            diffs.append(d)
+    return Comparison(
+        name_a=str(first_a.get("encoder_slug", a)),
+        name_b=str(first_b.get("encoder_slug", b)),
+        protocol=pa,
+        tasks=diffs,
+        only_a=sorted(set(runs_a) - set(runs_b)),
+        only_b=sorted(set(runs_b) - set(runs_a)),
+        averages=_average_rows(diffs, rounds, alpha),
+    )
+
+
+def _seed(result: dict[str, Any], track: str) -> int:
+    """The task's seed, offset per task and track so that tasks are resampled independently."""
+    return int(result.get("seed", 0)) + zlib.crc32(f"{result['task']}/{track}".encode())
+
+
+def _unpaired(ra: dict[str, Any], rb: dict[str, Any], track: str, note: str) -> TaskDifference:
+    ta, tb = ra["tracks"][track], rb["tracks"][track]
+    return TaskDifference(
+        task=ra["task"],
+        track=track,
+        metric=ta.get("metric", ""),
+        weight=float(ra.get("weight", 0.0)),
+        private=bool(ra.get("private", False)),
+        score_a=float(ta["score"]),
+        score_b=float(tb["score"]),
+        diff=float(tb["score"]) - float(ta["score"]),
+        note=note,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        result = compare_runs(args.a, args.b, protocol=args.protocol, rounds=args.bootstrap)
+    except CompareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.text())
+    if args.out:
+        import pandas as pd
+
+        pd.DataFrame([t.to_dict() for t in result.tasks]).to_csv(args.out, index=False)
+    return 0
+
+
+def add_compare_command(subparsers: Any) -> None:
+    """Register ``xbench compare A B``."""
+    cmp = subparsers.add_parser(
+        "compare",
+        help="per-task differences of two runs with paired bootstrap intervals",
+        description="B − A per task and track, in normalised score, with a paired bootstrap 95% interval "
+        "(the same test items resampled for both encoders; needs the runs' predictions.npz files). "
+        "A difference whose interval contains 0 is reported as within noise.",
+    )
+    cmp.add_argument("a", help="run folder of encoder A (<output>/<encoder>/<protocol>, or above it)")
+    cmp.add_argument("b", help="run folder of encoder B")
+    cmp.add_argument("--protocol", default=None, help="pick this protocol when a folder holds several")
+    cmp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds (default 1000)")
+    cmp.add_argument("--json", action="store_true", help="print JSON")
+    cmp.add_argument("--out", default=None, help="also write the per-task table as CSV")
+    cmp.set_defaults(func=_cmd_compare)
+
+
+__all__ = [
+    "FORMAT",
+    "CompareError",
+    "Comparison",
+    "Predictions",
+    "TaskDifference",
+    "add_compare_command",
+    "compare_runs",
+    "paired_difference",
+    "predictions_path",
+    "write_predictions",
+]

@@ -1,0 +1,388 @@
+"""``xbench leaderboard``: merge runs into X-ARES's README layout, plus a long CSV and the averages.
+
+Inputs are result folders (``<output>``, ``<output>/<encoder>`` or ``<output>/<encoder>/<protocol>``,
+searched for per-task result JSONs), ``summary.json`` files, single result JSONs, or long CSVs
+(``results/xares_published.csv``, a previous ``*-long.csv``, or a run's ``summary.csv``). The merge
+refuses to mix protocols, duplicate (encoder, task, track) rows, and tasks whose weight or version
+differ between inputs. Averages come from :func:`xbench.scoring.scores.aggregate` (public = not private).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from xbench.scoring.scores import ScoredTask, aggregate
+
+LONG_COLUMNS = [
+    "encoder",
+    "task",
+    "formal_name",
+    "domain",
+    "private",
+    "track",
+    "metric",
+    "raw",
+    "normalised",
+    "ci_low",
+    "ci_high",
+    "weight",
+    "protocol",
+    "task_version",
+]
+TRACKS = ("mlp", "knn")
+TRACK_TITLES = {"mlp": "MLP", "knn": "kNN"}
+AVERAGE_ROWS = (("public", "Weighted average (public)"), ("all", "Weighted average (all)"))
+PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "results" / "xares_published.csv"
+
+
+class LeaderboardError(ValueError):
+    """Inputs that cannot be merged into one leaderboard."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+def rows_from_result(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long rows (one per track) of one per-task result JSON written by :func:`xbench.pipeline.run.evaluate`."""
+    rows = []
+    for track, t in result.get("tracks", {}).items():
+        ci = t.get("ci95") or [None, None]
+        rows.append(
+            {
+                "encoder": result.get("encoder_slug") or result.get("encoder", {}).get("class", "encoder"),
+                "task": result["task"],
+                "formal_name": result.get("formal_name") or result["task"],
+                "domain": result.get("domain", ""),
+                "private": bool(result.get("private", False)),
+                "track": track,
+                "metric": t.get("metric", ""),
+                "raw": t.get("raw"),
+                "normalised": t["score"],
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+                "weight": float(result["weight"]),
+                "protocol": result.get("protocol", "xbench"),
+                "task_version": int(result.get("task_version", 1)),
+            }
+        )
+    return rows
+
+
+def _is_result(obj: Any) -> bool:
+    return isinstance(obj, dict) and "task" in obj and "tracks" in obj and "weight" in obj
+
+
+def _from_csv(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, keep_default_na=True)
+    if "normalised" not in frame.columns and "score" in frame.columns:
+        frame = frame.rename(columns={"score": "normalised"})
+    missing = {"encoder", "task", "track", "normalised", "weight"} - set(frame.columns)
+    if missing:
+        raise LeaderboardError(f"{path}: not a long results CSV (missing columns {sorted(missing)})")
+    return frame
+
+
+def _from_json_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LeaderboardError(f"{path}: unreadable JSON ({exc})") from exc
+        if _is_result(obj):
+            rows += rows_from_result(obj)
+        elif isinstance(obj, dict) and isinstance(obj.get("results"), list):
+            for result in obj["results"]:
+                rows += rows_from_result(result)
+    return rows
+
+
+def load_results(source: str | Path) -> pd.DataFrame:
+    """A long frame (:data:`LONG_COLUMNS`) from a results folder, ``summary.json``, result JSON or long CSV.
+
+    ``NAME=PATH`` renames the (single) encoder found in ``PATH`` to ``NAME``.
+    """
+    text = str(source)
+    name = None
+    if "=" in text and not Path(text).exists():
+        name, text = text.split("=", 1)
+    path = Path(text)
+    if not path.exists():
+        raise LeaderboardError(f"{path}: no such results file or folder")
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*.json") if p.name != "summary.json")
+        rows = _from_json_files(found)
+        if not rows:
+            rows = _from_json_files(sorted(path.rglob("summary.json")))
+        frame = pd.DataFrame(rows)
+    elif path.suffix == ".csv":
+        frame = _from_csv(path)
+    else:
+        frame = pd.DataFrame(_from_json_files([path]))
+    if frame.empty:
+        raise LeaderboardError(f"{path}: holds no xbench results")
+    frame = _complete(frame)
+    if name is not None:
+        if frame.encoder.nunique() > 1:
+            raise LeaderboardError(f"{name}={path}: cannot rename, it holds {frame.encoder.nunique()} encoders")
+        frame["encoder"] = name
+    return frame
+
+
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill optional columns with defaults and order them as :data:`LONG_COLUMNS` (extra columns dropped)."""
+    frame = frame.copy()
+    defaults: dict[str, Any] = {
+        "formal_name": None,
+        "domain": "",
+        "private": False,
+        "metric": "",
+        "raw": float("nan"),
+        "ci_low": float("nan"),
+        "ci_high": float("nan"),
+        "protocol": "xbench",
+        "task_version": 1,
+    }
+    for col, value in defaults.items():
+        if col not in frame.columns:
+            frame[col] = value
+    frame["formal_name"] = frame.formal_name.where(frame.formal_name.notna(), frame.task)
+    frame["domain"] = frame.domain.fillna("").astype(str)
+    frame["private"] = frame.private.map(lambda v: str(v).strip().lower() in ("true", "1", "yes"))
+    frame["encoder"] = frame.encoder.astype(str)
+    for col in ("raw", "normalised", "ci_low", "ci_high", "weight"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    frame["task_version"] = frame.task_version.fillna(1).astype(int)
+    return frame[LONG_COLUMNS].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Merging and averaging
+# --------------------------------------------------------------------------------------------------
+
+
+def merge(frames: Sequence[pd.DataFrame], protocol: str | None = None, common_tasks: bool = False) -> pd.DataFrame:
+    """Concatenate long frames after checking they can share one leaderboard.
+
+    ``protocol`` keeps only rows of that protocol; ``common_tasks`` keeps only the (task, track)
+    pairs that every encoder has, so that the averages cover the same tasks.
+    """
+    if not frames:
+        raise LeaderboardError("no results given")
+    long = pd.concat(frames, ignore_index=True)
+    if protocol is not None:
+        long = long[long.protocol == protocol]
+        if long.empty:
+            raise LeaderboardError(f"no results under protocol {protocol!r}")
+    protocols = sorted(long.protocol.unique())
+    if len(protocols) > 1:
+        who = "; ".join(f"{p}: {', '.join(sorted(long[long.protocol == p].encoder.unique()))}" for p in protocols)
+        raise LeaderboardError(
+            f"refusing to merge results of different protocols ({who}). Scores are only comparable under "
+            "one protocol: rerun with `xbench run --protocol ...`, or pick one with --protocol"
+        )
+    dup = long[long.duplicated(["encoder", "task", "track"], keep=False)]
+    if not dup.empty:
+        pairs = sorted({f"{r.encoder}/{r.task}/{r.track}" for r in dup.itertuples()})
+        raise LeaderboardError(f"the same (encoder, task, track) comes from several inputs: {', '.join(pairs[:8])}")
+    for col in ("weight", "task_version", "private"):
+        varying = long.groupby("task")[col].nunique()
+        if (varying > 1).any():
+            bad = ", ".join(varying[varying > 1].index)
+            raise LeaderboardError(f"task(s) {bad}: {col} differs between inputs; their scores are not comparable")
+    if common_tasks:
+        encoders = long.encoder.nunique()
+        counts = long.groupby(["task", "track"]).encoder.transform("nunique")
+        long = long[counts == encoders]
+    return long.reset_index(drop=True)
+
+
+def scored_tasks(long: pd.DataFrame) -> list[ScoredTask]:
+    """The long rows as :class:`~xbench.scoring.scores.ScoredTask` items (one encoder's rows at a time)."""
+    return [
+        ScoredTask(r.task, r.track, float(r.normalised), float(r.weight), bool(r.private), r.domain, r.protocol)
+        for r in long.itertuples()
+    ]
+
+
+def averages(long: pd.DataFrame) -> pd.DataFrame:
+    """Per encoder: :func:`xbench.scoring.scores.aggregate` rows (track, group, score, tasks, weight)."""
+    rows = []
+    for encoder, part in long.groupby("encoder", sort=False):
+        for row in aggregate(scored_tasks(part)):
+            rows.append({"encoder": encoder, **row})
+    return pd.DataFrame(rows, columns=["encoder", "track", "group", "score", "tasks", "weight"])
+
+
+def _task_order(long: pd.DataFrame) -> list[str]:
+    """X-ARES's order: public tasks by config name, then private tasks by config name."""
+    first = long.drop_duplicates("task").set_index("task")
+    return sorted(first.index, key=lambda t: (bool(first.loc[t, "private"]), t))
+
+
+def wide(long: pd.DataFrame, avg: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The README layout: per track, one row per task then the public and all averages; one column per encoder."""
+    avg = averages(long) if avg is None else avg
+    encoders = list(dict.fromkeys(long.encoder))
+    names = long.drop_duplicates("task").set_index("task")
+    rows = []
+    for track in [t for t in TRACKS if t in set(long.track)] + sorted(set(long.track) - set(TRACKS)):
+        part = long[long.track == track]
+        for task in [t for t in _task_order(long) if t in set(part.task)]:
+            cells = part[part.task == task].set_index("encoder").normalised
+            rows.append(
+                {
+                    "track": track,
+                    "task": task,
+                    "formal_name": names.loc[task, "formal_name"],
+                    "private": bool(names.loc[task, "private"]),
+                    **{e: cells.get(e, float("nan")) for e in encoders},
+                }
+            )
+        for group, title in AVERAGE_ROWS:
+            cells = avg[(avg.track == track) & (avg.group == group)].set_index("encoder").score
+            rows.append(
+                {
+                    "track": track,
+                    "task": f"average_{group}",
+                    "formal_name": title,
+                    "private": "",
+                    **{e: cells.get(e, float("nan")) for e in encoders},
+                }
+            )
+    return pd.DataFrame(rows, columns=["track", "task", "formal_name", "private", *encoders])
+
+
+def markdown(board: pd.DataFrame) -> str:
+    """X-ARES README tables (one per track) with three decimals; ``-`` where an encoder has no score."""
+    encoders = [c for c in board.columns if c not in ("track", "task", "formal_name", "private")]
+    out = []
+    for track, part in board.groupby("track", sort=False):
+        out.append(f"{TRACK_TITLES.get(track, track)} track:\n")
+        out.append("| Task | " + " | ".join(encoders) + " |")
+        out.append("|---|" + "---|" * len(encoders))
+        for _, r in part.iterrows():
+            label = str(r["formal_name"]) + (" (private)" if r["private"] is True else "")
+            cells = ["-" if pd.isna(r[e]) else f"{r[e]:.3f}" for e in encoders]
+            out.append("| " + label + " | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_leaderboard(long: pd.DataFrame, out: str | Path) -> dict[str, Path]:
+    """Write ``out`` (README layout), ``<stem>-long.csv``, ``<stem>-averages.csv`` and ``<stem>.md``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    avg = averages(long)
+    paths = {
+        "board": out,
+        "long": out.with_name(out.stem + "-long.csv"),
+        "averages": out.with_name(out.stem + "-averages.csv"),
+        "markdown": out.with_suffix(".md"),
+    }
+    board = wide(long, avg)
+    board.to_csv(paths["board"], index=False)
+    long.to_csv(paths["long"], index=False)
+    avg.to_csv(paths["averages"], index=False)
+    paths["markdown"].write_text(markdown(board))
+    return paths
+
+
+def load_published(librispeech: str = "readme") -> pd.DataFrame:
+    """X-ARES's published v0.1.x table (protocol ``xares``) as a long frame.
+
+    ``librispeech="v0.1.3"`` swaps in the v0.1.3 LibriSpeech-100h MLP values noted in the table;
+    the README's averages were computed with the older ones (``"readme"``).
+    """
+    raw = pd.read_csv(PUBLISHED_CSV, keep_default_na=False, na_values=[""])
+    if librispeech == "v0.1.3":
+        newer = raw.note.fillna("").str.extract(r"v0\.1\.3=([0-9.]+)")[0].astype(float)
+        raw["raw"] = newer.where(newer.notna(), raw.raw)
+        raw["normalised"] = newer.where(newer.notna(), raw.normalised)
+    elif librispeech != "readme":
+        raise ValueError(f"librispeech must be 'readme' or 'v0.1.3', got {librispeech!r}")
+    return _complete(raw)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    try:
+        frames = [load_results(s) for s in args.results]
+        if args.published:
+            frames.append(load_published(args.published))
+        long = merge(frames, protocol=args.protocol, common_tasks=args.common_tasks)
+    except LeaderboardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tasks = long.groupby(["encoder", "track"]).task.nunique().unstack(fill_value=0)
+    if not args.common_tasks and (tasks.nunique() > 1).any():
+        print(
+            "warning: the encoders cover different tasks, so their averages are over different task sets "
+            "(use --common-tasks to restrict to the shared ones):\n" + tasks.to_string(),
+            file=sys.stderr,
+        )
+    paths = write_leaderboard(long, args.out)
+    print(paths["markdown"].read_text(), end="")
+    if args.plot:
+        from xbench.report.plots import write_plots
+
+        written = write_plots(long, args.plot)
+        print(f"plots: {len(written)} files in {args.plot}")
+    print("wrote: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def add_report_commands(subparsers: Any) -> None:
+    """Register ``leaderboard``, ``compare``, ``package`` and ``verify-submission`` on ``subparsers``."""
+    board = subparsers.add_parser(
+        "leaderboard",
+        help="merge runs into an X-ARES-style leaderboard",
+        description="Merge result folders, summary.json files or long CSVs into X-ARES's README layout "
+        "(tasks x encoders, MLP and kNN, public and all weighted averages), a long CSV and an averages CSV.",
+    )
+    board.add_argument("results", nargs="+", help="result folder, summary.json, result JSON or long CSV; NAME=PATH")
+    board.add_argument("--out", required=True, help="leaderboard CSV (README layout); siblings -long.csv etc.")
+    board.add_argument("--protocol", default=None, help="keep only results of this protocol (xbench or xares)")
+    board.add_argument(
+        "--published",
+        nargs="?",
+        const="readme",
+        choices=("readme", "v0.1.3"),
+        help="add X-ARES's published table (protocol xares); v0.1.3 swaps in the newer LibriSpeech values",
+    )
+    board.add_argument("--common-tasks", action="store_true", help="average only tasks every encoder has")
+    board.add_argument("--plot", default=None, metavar="DIR", help="also write PNG and SVG plots into DIR")
+    board.set_defaults(func=_cmd_leaderboard)
+
+    from xbench.report.compare import add_compare_command
+    from xbench.submission.bundle import add_submission_commands
+
+    add_compare_command(subparsers)
+    add_submission_commands(subparsers)
+
+
+__all__ = [
+    "LONG_COLUMNS",
+    "LeaderboardError",
+    "add_report_commands",
+    "averages",
+    "load_published",
+    "load_results",
+    "markdown",
+    "merge",
+    "wide",
+    "write_leaderboard",
+]

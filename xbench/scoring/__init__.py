@@ -1,0 +1,1 @@
+"""Stage 6 — scoring: metrics, normalisation to 0–1, bootstrap intervals and weighted averages."""

@@ -1,0 +1,1 @@
+"""Stage 9 — challenge submissions: package and verify."""

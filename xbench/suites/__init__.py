@@ -1,0 +1,1 @@
+"""Built-in suites (the offline suite) and the demo run."""
