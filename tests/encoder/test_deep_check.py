@@ -60,7 +60,7 @@ def test_dropout_is_deterministic_because_the_harness_calls_eval(broken_module):
 
 def _cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "xbench.cli", "check", *args, "--long-seconds", "20"],
+        [sys.executable, "-m", "xbench", "check", *args, "--long-seconds", "20"],
         capture_output=True,
         text=True,
     )

@@ -134,7 +134,7 @@ def test_cli_run_prints_table_and_writes_results(toy):
         [
             sys.executable,
             "-m",
-            "xbench.cli",
+            "xbench",
             "run",
             "--encoder",
             "logmel",
@@ -157,7 +157,7 @@ def test_cli_run_prints_table_and_writes_results(toy):
     (summary,) = (root / "cli").rglob("summary.csv")
     assert "toy_tones" in summary.read_text()
     missing = subprocess.run(
-        [sys.executable, "-m", "xbench.cli", "run", "--encoder", "logmel", "--tasks", "nope"],
+        [sys.executable, "-m", "xbench", "run", "--encoder", "logmel", "--tasks", "nope"],
         capture_output=True,
         text=True,
     )

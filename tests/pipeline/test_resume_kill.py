@@ -33,7 +33,7 @@ def _run(tasks_dir, out, cache):
     return [
         sys.executable,
         "-m",
-        "xbench.cli",
+        "xbench",
         "run",
         "--encoder",
         f"{SLOW}:SlowLogMelEncoder",

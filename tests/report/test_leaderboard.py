@@ -63,7 +63,7 @@ def test_layout_and_averages_recompute_from_the_long_csv(two_runs, tmp_path):
         [
             sys.executable,
             "-m",
-            "xbench.cli",
+            "xbench",
             "leaderboard",
             str(two_runs),
             "--out",

@@ -302,7 +302,7 @@ def test_cli_run_on_the_suite_twice_gives_identical_scores(small_suite: Path, tm
             [
                 sys.executable,
                 "-m",
-                "xbench.cli",
+                "xbench",
                 "run",
                 "--encoder",
                 "logmel",
