@@ -1,6 +1,7 @@
 """X-ARES wrapper for CaptionStew's Zipformer-M audio encoder and the Auden checkpoint loader.
 
-No CaptionStew weights are public (zoo.md §1.4). ``CaptionStewEncoder()`` therefore loads a local
+No CaptionStew weights are public (neither the AudenAI Hugging Face organisation nor the Auden repository
+has a CaptionStew checkpoint). ``CaptionStewEncoder()`` therefore loads a local
 Auden checkpoint directory (``config.json`` + ``pretrained.safetensors`` / ``model.safetensors`` /
 ``pretrained.pt`` / ``model.pt``) given as ``checkpoint=`` or through ``$XBENCH_CAPTIONSTEW_CHECKPOINT``;
 a bare encoder, or a CLAP / captioning model whose encoder sits under ``audio_encoder.``, both load

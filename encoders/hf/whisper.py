@@ -2,7 +2,7 @@
 
 X-ARES's whisper example declares ``hop_size_in_ms = 10`` (the feature extractor's hop) although the
 encoder's second convolution halves the rate to 20 ms, and it returns all 1500 frames of the 30 s the
-feature extractor pads every input to (xares-spec §15 item 7). Here the log-mel is computed like
+feature extractor pads every input to (``example/whisper/whisper_encoder.py``). Here the log-mel is computed like
 ``WhisperFeatureExtractor`` in plain torch (80 bins, n_fft 400, hop 160, Slaney mel filters, power
 spectrum without the last frame, ``log10`` clamped at 1e-10, floor at max - 8, ``(x + 4) / 4``, per
 clip), the encoder runs on the padded 30 s, and only the ``ceil(samples / 320)`` frames that cover

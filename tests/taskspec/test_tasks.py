@@ -22,7 +22,7 @@ from xbench.taskspec.registry import TaskNotFoundError, builtin_tasks_dir, get_t
 
 TASKS = load_tasks()
 
-# spec §6.1/§6.2 (X-ARES 0.1.3), transcribed independently of the declarations:
+# X-ARES 0.1.3's task files (`src/tasks/*_task.py`), transcribed independently of the declarations:
 # name: formal, domain, zenodo, splits (train, valid, test) or fold globs {fold: glob}, metric, #classes, kNN,
 #       epochs, batch_size_train, crop_length, batch_size_encode, eval_weight, private, disabled
 S = "splits"

@@ -1,11 +1,12 @@
 """Read X-ARES WebDataset audio shards into clips ready for an encoder.
 
-A shard is a plain POSIX tar of ``<key>.<ext>`` + ``<key>.json`` members (WebDataset layout: the key
-is the member path up to the first dot of its file name). :func:`iter_clips` reproduces X-ARES's
-encode-time data path (``xares-spec.md`` §4): decode, resample to the encoder's rate, channel mean,
-optional sequential crops; it differs on purpose in two ways: shards are read in sorted order (X-ARES
-uses filesystem glob order), and every crop gets its own key ``<key>#cropNNN`` (X-ARES gives all
-crops the file's key, and later loses all but one per batch).
+A shard is a plain POSIX tar of ``<key>.<ext>`` + ``<key>.json`` members (WebDataset layout: the key is
+the member path up to the first dot of its file name). :func:`iter_clips` reproduces X-ARES's
+encode-time data path (``XaresTask.make_encoded_tar`` in ``xares/task.py``,
+``xares/audiowebdataset.py``): decode, resample to the encoder's rate, channel mean, optional sequential
+crops; it differs on purpose in two ways: shards are read in sorted order (X-ARES uses filesystem glob
+order), and every crop gets its own key ``<key>#cropNNN`` (X-ARES gives all crops the file's key, and
+later loses all but one per batch).
 
 Member names are never trusted: an absolute name, a ``..`` component, a link or a special file raises
 :class:`UnsafeShardError`, although nothing is ever extracted to disk.

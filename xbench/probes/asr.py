@@ -1,4 +1,4 @@
-"""LibriSpeech ASR probe (spec §8, X-ARES ``AsrModelForGeneration``): a frozen causal LM, a trained adapter.
+"""LibriSpeech ASR probe (``AsrModelForGeneration``, ``xares/models/asr.py``): a frozen causal LM, a trained adapter.
 
 A SwiGLU adapter ``silu(Linear(D, H)(x)) * Linear(D, H)(x) → Linear(H, d_model)`` maps each encoder frame
 into the decoder's embedding space (``H`` = the decoder's ``intermediate_size``, 4864 for Qwen2.5-0.5B;

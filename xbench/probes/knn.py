@@ -1,4 +1,4 @@
-"""The parameter-free kNN track (spec §9) on pooled clip vectors, searched with faiss.
+"""The parameter-free kNN track (X-ARES ``KNN`` in ``xares/trainer.py``) on pooled clip vectors, searched with faiss.
 
 k = 10 neighbours from the train split only, weights softmax(similarity / 0.07), class score =
 sum of the weights of its neighbours, prediction = argmax.

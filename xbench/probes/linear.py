@@ -1,4 +1,4 @@
-"""The MLP track (spec §8): a LayerNorm + Linear probe trained on cached embeddings.
+"""The MLP track (``xares/trainer.py``, ``xares/models/simple.py``): a LayerNorm + Linear probe on cached embeddings.
 
 Adam (lr 1e-3 by default), learning rate set at each epoch start by a cosine from lr to 0.1·lr over
 the epochs, validation every ``valid_every`` epochs, the strictly best validation weights tested.

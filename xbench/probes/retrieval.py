@@ -1,4 +1,4 @@
-"""Clotho audio-text retrieval probe (spec §8, X-ARES ``RetrivalMLP`` + ``AudioTextContrastiveLoss``).
+"""Clotho audio-text retrieval probe (``RetrivalMLP``, ``AudioTextContrastiveLoss``: ``xares/models/retrival.py``).
 
 Audio branch ``LayerNorm(D) → Linear(D, H) → GELU → Linear(H, H)`` on pooled clip vectors; text branch
 = BERT-uncased WordPiece ids → trainable ``Embedding(V, H) → Linear → GELU → Linear`` → mean over the

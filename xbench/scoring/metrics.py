@@ -1,4 +1,4 @@
-"""Task metrics with X-ARES 0.1.3's semantics (spec §10), on plain numpy / torch arrays.
+"""Task metrics with X-ARES 0.1.3's semantics (``xares/metrics.py``), on plain numpy / torch arrays.
 
 Every function returns the raw metric; :mod:`xbench.scoring.scores` maps raw metrics to 0–1.
 """

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "xbench-submission/1"
-RAM_LIMIT = 12 * 2**30  # Colab T4 session (spec §14)
+RAM_LIMIT = 12 * 2**30  # the ICME 2025 challenge ran submissions in a Colab T4 session: 12 GiB RAM, 16 GiB GPU
 GPU_LIMIT = 16 * 2**30
 CODE_SUFFIXES = (".py", ".pyi")
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "build", "dist"}

@@ -348,7 +348,7 @@ NOT_SCORE_RELEVANT = frozenset(
 
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
-    """One benchmark task, X-ARES 0.1.3 field names where X-ARES has them (spec §5).
+    """One benchmark task, X-ARES 0.1.3 field names where X-ARES has them (``TaskConfig`` in ``xares/task.py``).
 
     Differences from X-ARES: label processing is the declarative ``labels``; criterion options live in
     ``criterion_args`` (MAESTRO's ``pos_weight``); ``metric_args`` holds only task constants (the harness
