@@ -15,7 +15,6 @@ OpenBEATs ``{"cfg", "model"}`` file, an ESPnet fine-tune (bare state dict with `
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,9 @@ from torch import nn
 
 from xbench.encoders.beats import CARDS, OPENBEATS_REPOS
 from xbench.encoders.beats.model import VARIANTS, BeatsConfig, BeatsModel, infer_config, pool_frequency_tokens
-from xbench.encoders.weights import WeightsUnavailableError, fetch_weights
+from xbench.encoders.weights import WeightsUnavailableError, fetch_weights, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
-
-RANDOM_WEIGHTS_ENV = "XBENCH_RANDOM_WEIGHTS"
-
-
-def random_weights_requested() -> bool:
-    """True when ``XBENCH_RANDOM_WEIGHTS`` is set to anything but ``""``/``0``."""
-    return os.environ.get(RANDOM_WEIGHTS_ENV, "") not in ("", "0")
-
 
 def _espnet_beats_config(folder: Path) -> dict[str, Any] | None:
     path = folder / "config.yaml"
@@ -69,8 +60,7 @@ def build_model(
 ) -> tuple[BeatsModel, str, list[str]]:
     """A :class:`BeatsModel`, where its weights came from, and the checkpoint keys deliberately dropped."""
     if checkpoint is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = BeatsModel(VARIANTS[variant])
         return model, f"random (seed {seed})", []
     state, cfg = load_checkpoint(checkpoint)
@@ -105,7 +95,7 @@ class BEATsEncoder(nn.Module):
         if token_pooling not in ("mean", "concat"):
             raise ValueError(f"token_pooling must be 'mean' or 'concat', got {token_pooling!r}")
         if checkpoint is None:
-            pretrained = not random_weights_requested() if pretrained is None else pretrained
+            pretrained = use_pretrained(pretrained)
             if pretrained:
                 checkpoint = self._fetch()
         self.model, self.weights_source, self.dropped_keys = build_model(self.variant, checkpoint)

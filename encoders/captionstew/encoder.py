@@ -27,20 +27,14 @@ from torch import nn
 
 from xbench.encoders.captionstew.zipformer import ZIPFORMER_M, ZipformerConfig, ZipformerModel, output_frames
 from xbench.encoders.frontends import kaldi_fbank
-from xbench.encoders.weights import WeightsUnavailableError
+from xbench.encoders.weights import WeightsUnavailableError, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
 
-RANDOM_WEIGHTS_ENV = "XBENCH_RANDOM_WEIGHTS"
 CHECKPOINT_ENV = "XBENCH_CAPTIONSTEW_CHECKPOINT"
 WEIGHT_FILES = ("pretrained.safetensors", "model.safetensors", "pretrained.pt", "model.pt")  # Auden's order
 MIN_SAMPLES = 1360  # 9 fbank frames: the fewest that give one encoder frame
 _PARENTS = ("audio_encoder", "speech_encoder", "encoder")
-
-
-def random_weights_requested() -> bool:
-    """True when ``XBENCH_RANDOM_WEIGHTS`` is set to anything but ``""``/``0``."""
-    return os.environ.get(RANDOM_WEIGHTS_ENV, "") not in ("", "0")
 
 
 def fbank(wave: torch.Tensor) -> torch.Tensor:
@@ -132,8 +126,7 @@ def build_model(
 ) -> tuple[ZipformerModel, str]:
     """A :class:`ZipformerModel` and where its weights came from (``checkpoint=None``: seeded random ``config``)."""
     if checkpoint is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = ZipformerModel(config or ZIPFORMER_M)
         return model, f"random (seed {seed})"
     state, loaded = load_auden_checkpoint(checkpoint)
@@ -163,7 +156,7 @@ class CaptionStewEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if checkpoint is None:
-            pretrained = not random_weights_requested() if pretrained is None else pretrained
+            pretrained = use_pretrained(pretrained)
             if pretrained:
                 checkpoint = os.environ.get(CHECKPOINT_ENV) or None
                 if checkpoint is None:

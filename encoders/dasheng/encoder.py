@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,12 @@ from torch import nn
 
 from xbench.encoders.dasheng import CARDS
 from xbench.encoders.dasheng.model import VARIANTS, DashengConfig, DashengModel, infer_config
-from xbench.encoders.weights import fetch_weights
+from xbench.encoders.weights import fetch_weights, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
 
-RANDOM_WEIGHTS_ENV = "XBENCH_RANDOM_WEIGHTS"
 _HF_NAMES = {"dasheng-base": "base", "dasheng-0.6B": "0.6b", "dasheng-1.2B": "1.2b"}
 MIN_SAMPLES = 640  # 4 STFT frames = one token; shorter clips are zero-padded to this
-
-
-def random_weights_requested() -> bool:
-    """True when ``XBENCH_RANDOM_WEIGHTS`` is set to anything but ``""``/``0``."""
-    return os.environ.get(RANDOM_WEIGHTS_ENV, "") not in ("", "0")
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], DashengConfig | None]:
@@ -82,8 +75,7 @@ def build_model(
 ) -> tuple[DashengModel, str]:
     """A :class:`DashengModel` and a note of where its weights came from (``checkpoint=None``: random)."""
     if checkpoint is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = DashengModel(VARIANTS[variant], top_db_scope=top_db_scope)
         return model, f"random (seed {seed})"
     state, config = load_checkpoint(checkpoint)
@@ -114,7 +106,7 @@ class DashengEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if checkpoint is None:
-            pretrained = not random_weights_requested() if pretrained is None else pretrained
+            pretrained = use_pretrained(pretrained)
             if pretrained:
                 card = next(c for c in CARDS if c.name == self.card_name)
                 checkpoint = fetch_weights(card)

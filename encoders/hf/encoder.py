@@ -44,11 +44,10 @@ from transformers import (
 )
 
 from xbench.encoders.hf import MODELS, env_name
-from xbench.encoders.weights import WeightsUnavailableError
+from xbench.encoders.weights import OFFLINE_ENV, WeightsUnavailableError, env_flag, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
 
-RANDOM_WEIGHTS_ENV = "XBENCH_RANDOM_WEIGHTS"
 SUPPORTED_TYPES = ("wav2vec2", "data2vec-audio", "hubert", "wavlm")
 # preprocessor_config.json values of the named models (HuBERT base: fairseq's `normalize: false`
 # pretraining setting; the Hugging Face file's value is unverified)
@@ -62,14 +61,9 @@ FAMILY_DO_NORMALIZE = {"wav2vec2": True, "data2vec-audio": True, "hubert": False
 _IDS = {model_id: name for name, (model_id, _) in MODELS.items()}
 
 
-def random_weights_requested() -> bool:
-    """True when ``XBENCH_RANDOM_WEIGHTS`` is set to anything but ``""``/``0``."""
-    return os.environ.get(RANDOM_WEIGHTS_ENV, "") not in ("", "0")
-
-
 def offline_requested() -> bool:
     """True when ``XBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to anything but ``""``/``0``."""
-    return any(os.environ.get(v, "") not in ("", "0") for v in ("XBENCH_OFFLINE", "HF_HUB_OFFLINE"))
+    return env_flag(OFFLINE_ENV) or env_flag("HF_HUB_OFFLINE")
 
 
 def reference_config(model_id: str) -> PretrainedConfig:
@@ -162,8 +156,7 @@ def normalise(wave: torch.Tensor) -> torch.Tensor:
 
 def random_model(config: PretrainedConfig, seed: int = 0) -> PreTrainedModel:
     """``AutoModel.from_config(config)`` with seeded random weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return AutoModel.from_config(config)
 
 
@@ -185,7 +178,7 @@ class HFAudioEncoder(nn.Module):
     ) -> None:
         super().__init__()
         model_id = str(model_id_or_path)
-        pretrained = not random_weights_requested() if pretrained is None else pretrained
+        pretrained = use_pretrained(pretrained)
         folder = None
         if pretrained:
             folder = resolve_model_folder(model_id_or_path, getattr(self, "env", None))

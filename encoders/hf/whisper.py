@@ -22,7 +22,8 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from xbench.encoders.frontends import mel_filterbank
 from xbench.encoders.hf import MODELS, env_name
-from xbench.encoders.hf.encoder import random_weights_requested, reference_config, resolve_model_folder
+from xbench.encoders.hf.encoder import reference_config, resolve_model_folder
+from xbench.encoders.weights import seeded, use_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class HFWhisperEncoder(nn.Module):
     ) -> None:
         super().__init__()
         model_id = str(model_id_or_path)
-        pretrained = not random_weights_requested() if pretrained is None else pretrained
+        pretrained = use_pretrained(pretrained)
         if pretrained:
             folder = resolve_model_folder(model_id_or_path, getattr(self, "env", None))
             encoder = WhisperModel.from_pretrained(str(folder), dtype=torch.float32).get_encoder()
@@ -83,8 +84,7 @@ class HFWhisperEncoder(nn.Module):
         else:
             local = Path(model_id).expanduser()
             config = AutoConfig.from_pretrained(str(local)) if local.is_dir() else reference_config(model_id)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded(seed):
                 encoder = WhisperEncoder(config)
             source = f"random (seed {seed})"
             log.warning("%s: random weights (%s)", type(self).__name__, source)

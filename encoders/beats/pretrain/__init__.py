@@ -1,6 +1,7 @@
 """BEATs pretraining: random-projection tokenizer (:mod:`.tokenizer`), masked token prediction (:mod:`.masked`)."""
 
 from xbench.encoders.beats.pretrain.masked import (
+    MASKED_TRAINING,
     BeatsMaskedPretraining,
     BeatsPredictor,
     PretrainConfig,
@@ -12,6 +13,7 @@ from xbench.encoders.beats.pretrain.masked import (
 from xbench.encoders.beats.pretrain.tokenizer import RandomProjectionTokenizer
 
 __all__ = [
+    "MASKED_TRAINING",
     "BeatsMaskedPretraining",
     "BeatsPredictor",
     "PretrainConfig",

@@ -13,7 +13,6 @@ which :class:`~xbench.encoders.beats.encoder.BEATsEncoder` (and the reference co
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xbench.encoders import training
 from xbench.encoders.beats.model import BeatsConfig, BeatsModel, EncoderLayer, relative_position_bucket
 from xbench.encoders.beats.pretrain.tokenizer import RandomProjectionTokenizer
 
@@ -118,32 +118,22 @@ class BeatsMaskedPretraining(nn.Module):
         return loss, {"loss": float(loss.detach()), "accuracy": accuracy}
 
 
+MASKED_TRAINING = training.TrainSettings(lr=5e-4, betas=(0.9, 0.98))
+
+
 def train_steps(
     model: BeatsMaskedPretraining,
     batches: Iterable[torch.Tensor],
     steps: int,
-    lr: float = 5e-4,
-    weight_decay: float = 0.01,
     optimizer: torch.optim.Optimizer | None = None,
-    max_grad_norm: float | None = 1.0,
-    seed: int = 0,
+    **settings: Any,
 ) -> list[float]:
-    """Run ``steps`` AdamW steps (betas 0.9/0.98) over ``batches`` of ``[B, W]`` waveforms (cycled)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = optimizer or torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for wave in itertools.islice(itertools.cycle(batches), steps):
-        loss, _ = model(wave, generator=generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
+    """Run ``steps`` AdamW steps over ``batches`` of ``[B, W]`` waveforms (cycled); returns the losses.
+
+    ``settings`` override :data:`MASKED_TRAINING` (fields of :class:`~xbench.encoders.training.TrainSettings`).
+    """
+    loss_on_batch = training.forward_loss(model)
+    return training.train_steps(model, loss_on_batch, batches, steps, MASKED_TRAINING, optimizer, **settings)
 
 
 def encoder_checkpoint(model: BeatsMaskedPretraining) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """CaptionStew pretraining: CLAP-style contrastive audio-text learning (see :mod:`.clap`)."""
 
 from xbench.encoders.captionstew.pretrain.clap import (
+    CLAP_TRAINING,
     ClapConfig,
     ClapModel,
     batch_features,
@@ -14,6 +15,7 @@ from xbench.encoders.captionstew.pretrain.clap import (
 )
 
 __all__ = [
+    "CLAP_TRAINING",
     "ClapConfig",
     "ClapModel",
     "batch_features",

@@ -21,7 +21,6 @@ ScaledAdam with the Eden schedule); no SpecAugment, no cross-GPU gathering of em
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections import Counter
@@ -35,11 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizer
 
+from xbench.encoders import training
 from xbench.encoders.captionstew.encoder import fbank, load_auden_checkpoint, save_auden_checkpoint
 from xbench.encoders.captionstew.zipformer import ZipformerConfig, ZipformerModel, make_pad_mask
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 FEATURE_PAD = math.log(1e-10)  # Auden pads fbank batches with log(1e-10)
+ClapBatch = tuple[torch.Tensor | Sequence[torch.Tensor], Sequence[str]]  # (16 kHz waveforms, their captions)
 
 
 @dataclass(frozen=True)
@@ -165,34 +166,26 @@ class ClapModel(nn.Module):
         return loss, audio, text
 
 
+CLAP_TRAINING = training.TrainSettings(lr=1e-3)
+
+
 def train_steps(
     model: ClapModel,
-    batches: Iterable[tuple[torch.Tensor | Sequence[torch.Tensor], Sequence[str]]],
+    batches: Iterable[ClapBatch],
     steps: int,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
     optimizer: torch.optim.Optimizer | None = None,
-    max_grad_norm: float | None = 1.0,
-    seed: int = 0,
+    **settings: Any,
 ) -> list[float]:
-    """Run ``steps`` AdamW steps over ``(waveforms, captions)`` batches (cycled); returns the losses."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    losses = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.train()
-        for waves, captions in itertools.islice(itertools.cycle(batches), steps):
-            features, lengths = batch_features(waves)
-            loss = model(features, lengths, captions)[0]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        model.eval()
-    return losses
+    """Run ``steps`` AdamW steps over ``(waveforms, captions)`` batches (cycled); returns the losses.
+
+    ``settings`` override :data:`CLAP_TRAINING` (fields of :class:`~xbench.encoders.training.TrainSettings`).
+    """
+
+    def loss_on_batch(batch: ClapBatch, _: torch.Generator) -> torch.Tensor:
+        waves, captions = batch
+        return model(*batch_features(waves), captions)[0]
+
+    return training.train_steps(model, loss_on_batch, batches, steps, CLAP_TRAINING, optimizer, **settings)
 
 
 def save_clap_checkpoint(model: ClapModel, folder: str | Path) -> Path:

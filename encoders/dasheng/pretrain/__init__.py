@@ -1,6 +1,7 @@
 """Dasheng pretraining: masked autoencoding of log-mel patches (see :mod:`.mae`)."""
 
 from xbench.encoders.dasheng.pretrain.mae import (
+    MAE_TRAINING,
     DashengMAE,
     MAEConfig,
     MAEDecoder,
@@ -13,6 +14,7 @@ from xbench.encoders.dasheng.pretrain.mae import (
 )
 
 __all__ = [
+    "MAE_TRAINING",
     "DashengMAE",
     "MAEConfig",
     "MAEDecoder",

@@ -7,14 +7,13 @@ transformer decoder (512-d, 8 blocks, 16 heads for base) and regress every patch
 (before the BatchNorm), each patch normalised to zero mean and unit variance; the loss counts
 masked patches only. Training clips must fit one position table (``target_length`` frames, 10.08 s).
 
-:func:`train_steps` runs a plain AdamW loop; :func:`encoder_checkpoint` writes the encoder in the
-Zenodo ``{"model", "config"}`` layout that :class:`~xbench.encoders.dasheng.encoder.DashengEncoder`
-and the ``dasheng`` package load.
+:func:`train_steps` runs the zoo's AdamW loop (:mod:`xbench.encoders.training`);
+:func:`encoder_checkpoint` writes the encoder in the Zenodo ``{"model", "config"}`` layout that
+:class:`~xbench.encoders.dasheng.encoder.DashengEncoder` and the ``dasheng`` package load.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xbench.encoders import training
 from xbench.encoders.dasheng.model import Block, DashengConfig, DashengModel
 
 
@@ -139,32 +139,22 @@ def random_crop(wave: torch.Tensor, samples: int, generator: torch.Generator | N
     return torch.stack([row[s : s + samples] for row, s in zip(wave, starts.tolist(), strict=True)])
 
 
+MAE_TRAINING = training.TrainSettings(lr=3e-4, betas=(0.9, 0.95))
+
+
 def train_steps(
     model: DashengMAE,
     batches: Iterable[torch.Tensor],
     steps: int,
-    lr: float = 3e-4,
-    weight_decay: float = 0.01,
     optimizer: torch.optim.Optimizer | None = None,
-    max_grad_norm: float | None = 1.0,
-    seed: int = 0,
+    **settings: Any,
 ) -> list[float]:
-    """Run ``steps`` AdamW steps over ``batches`` (``[B, W]`` waveforms, cycled); returns the losses."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for wave in itertools.islice(itertools.cycle(batches), steps):
-        loss = model(wave, generator=generator)[0]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
+    """Run ``steps`` AdamW steps over ``batches`` (``[B, W]`` waveforms, cycled); returns the losses.
+
+    ``settings`` override :data:`MAE_TRAINING` (fields of :class:`~xbench.encoders.training.TrainSettings`).
+    """
+    loss_on_batch = training.forward_loss(model)
+    return training.train_steps(model, loss_on_batch, batches, steps, MAE_TRAINING, optimizer, **settings)
 
 
 def encoder_checkpoint(model: DashengMAE) -> dict[str, Any]:
