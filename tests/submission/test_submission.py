@@ -9,14 +9,10 @@ import pytest
 import torch
 
 from xbench.report.leaderboard import add_report_commands
-from xbench.submission.bundle import (
-    PackageOptions,
-    SubmissionError,
-    VerifyOptions,
-    package,
-    scan_imports,
-    verify_submission,
-)
+from xbench.submission.imports import scan_imports
+from xbench.submission.manifest import SubmissionError
+from xbench.submission.package import PackageOptions, package
+from xbench.submission.verify import VerifyOptions, verify_submission
 
 ENCODER = """\
 from pathlib import Path
