@@ -1,10 +1,11 @@
 """``xbench leaderboard``: merge runs into X-ARES's README layout, plus a long CSV and the averages.
 
 Inputs are result folders (``<output>``, ``<output>/<encoder>`` or ``<output>/<encoder>/<protocol>``,
-searched for per-task result JSONs), ``summary.json`` files, single result JSONs, or long CSVs
-(``results/xares_published.csv``, a previous ``*-long.csv``, or a run's ``summary.csv``). The merge
-refuses to mix protocols, duplicate (encoder, task, track) rows, and tasks whose weight or version
-differ between inputs. Averages come from :func:`xbench.scoring.scores.aggregate` (public = not private).
+searched for per-task result JSONs), ``summary.json`` files, single result JSONs, or long CSVs (X-ARES's
+published table ``xbench/report/data/xares_published.csv``, a previous ``*-long.csv``, or a run's
+``summary.csv``). The merge refuses to mix protocols, duplicate (encoder, task, track) rows, and tasks
+whose weight or version differ between inputs. Averages come from
+:func:`xbench.scoring.scores.aggregate` (public = not private).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,8 @@ LONG_COLUMNS = [
 TRACKS = ("mlp", "knn")
 TRACK_TITLES = {"mlp": "MLP", "knn": "kNN"}
 AVERAGE_ROWS = (("public", "Weighted average (public)"), ("all", "Weighted average (all)"))
-PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "results" / "xares_published.csv"
+# package data, so it is there in an installed wheel too; its source note is xares_published.md beside it
+PUBLISHED_CSV = resources.files("xbench.report.data") / "xares_published.csv"
 
 
 class LeaderboardError(ValueError):
@@ -303,7 +306,8 @@ def load_published(librispeech: str = "readme") -> pd.DataFrame:
     ``librispeech="v0.1.3"`` swaps in the v0.1.3 LibriSpeech-100h MLP values noted in the table;
     the README's averages were computed with the older ones (``"readme"``).
     """
-    raw = pd.read_csv(PUBLISHED_CSV, keep_default_na=False, na_values=[""])
+    with PUBLISHED_CSV.open("rb") as fh:
+        raw = pd.read_csv(fh, keep_default_na=False, na_values=[""])
     if librispeech == "v0.1.3":
         newer = raw.note.fillna("").str.extract(r"v0\.1\.3=([0-9.]+)")[0].astype(float)
         raw["raw"] = newer.where(newer.notna(), raw.raw)
