@@ -191,7 +191,7 @@ def test_top_level_api_accepts_task_names(toy, monkeypatch):
 
     root, tasks_dir = toy
     task = get_task("toy_tones", tasks_dir)
-    frame = xbench.pipeline.run(LogMelEncoder(), [task], _opts(root, tracks=("knn",)))
+    frame = xbench.evaluate(LogMelEncoder(), [task], _opts(root, tracks=("knn",)))
     assert list(frame.task) == ["toy_tones"]
     with pytest.raises(LookupError, match="no_such_task"):
-        xbench.pipeline.run(LogMelEncoder(), ["no_such_task"], _opts(root))
+        xbench.evaluate(LogMelEncoder(), ["no_such_task"], _opts(root))

@@ -7,11 +7,10 @@ goes to JSON and CSV. Reruns with ``overwrite="missing"`` skip finished work (re
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,9 @@ from xbench.encoder.identity import encoder_fingerprint, encoder_identity, encod
 from xbench.probes.knn import knn_scores
 from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets, train_probe
 from xbench.scoring.metrics import CLIP_METRICS, accuracy, segment_f1
-from xbench.scoring.scores import ScoredTask, aggregate, bootstrap_interval
+from xbench.scoring.record import ResultRecord, TrackScore
+from xbench.scoring.scores import aggregate, bootstrap_interval
+from xbench.scoring.table import scored_tasks, table
 from xbench.taskspec.config import TaskConfig
 
 OVERWRITE = ("never", "missing", "always")
@@ -178,13 +179,13 @@ class TaskRunner:
                 f"task {task.name}: task_type {task.task_type!r} is not supported yet (only {SUPPORTED_TYPES})"
             )
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> ResultRecord:
         """Both stages for this task alone."""
         self.check_supported()
         units = self.units()
         return self.score(units, self.embed(units))
 
-    def score(self, units: list[EmbedUnit], embed_s: float = 0.0) -> dict[str, Any]:
+    def score(self, units: list[EmbedUnit], embed_s: float = 0.0) -> ResultRecord:
         """Stage 2: score the task from its committed cache units alone (no encoder needed)."""
         task, opts = self.task, self.opts
         t0 = time.perf_counter()
@@ -262,32 +263,34 @@ class TaskRunner:
         embed_s: float,
         load_s: float,
         score_s: float,
-    ) -> dict[str, Any]:
-        """The result JSON of this (encoder, task)."""
+    ) -> ResultRecord:
+        """The result record of this (encoder, task); ``tracks``: {track: result JSON's track entry}."""
         task, opts = self.task, self.opts
         test_count = sum(len(splits[s]) for s in {r[3] for r in _split_roles(task)})
-        return {
-            "xbench_version": __version__,
-            "protocol": opts.protocol,
-            "task": task.name,
-            "formal_name": task.formal_name or task.name,
-            "task_version": task.version,
-            "task_fingerprint": task.fingerprint(),
-            "domain": task.domain,
-            "private": task.private,
-            "weight": task.eval_weight,
-            "test_count": test_count,
-            "seed": task.seed,
-            "encoder": self.identity,
-            "encoder_slug": self.slug,
-            "cache": str(self.unit_root),
-            "cache_keys": sorted({u.key_hash for u in units}),
-            "tracks": tracks,
-            "timings": {"embed_s": embed_s, "load_s": load_s, "score_s": score_s},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "host": platform.node(),
-            "torch": torch.__version__,
-        }
+        return ResultRecord(
+            task=task.name,
+            encoder_slug=self.slug,
+            weight=task.eval_weight,
+            tracks={name: TrackScore.from_dict(entry) for name, entry in tracks.items()},
+            formal_name=task.formal_name or task.name,
+            domain=task.domain,
+            private=task.private,
+            protocol=opts.protocol,
+            task_version=task.version,
+            task_fingerprint=task.fingerprint(),
+            test_count=test_count,
+            seed=task.seed,
+            encoder=self.identity,
+            provenance={
+                "xbench_version": __version__,
+                "cache": str(self.unit_root),
+                "cache_keys": sorted({u.key_hash for u in units}),
+                "timings": {"embed_s": embed_s, "load_s": load_s, "score_s": score_s},
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "host": platform.node(),
+                "torch": torch.__version__,
+            },
+        )
 
     def _special_track(self, splits: dict[str, EmbeddedUnit]) -> dict[str, Any]:
         """MLP-track entry of a contrastive or asr task: its probe per fold, raw metric, score, bootstrap CI.
@@ -492,11 +495,10 @@ def evaluate(
 ) -> Any:
     """Score ``encoder`` (a file, zoo name or nn.Module) on ``tasks`` (configs or registered names).
 
-    Returns a pandas DataFrame. Also callable as ``xbench.pipeline.run(encoder, tasks, options)``.
-    One row per (task, track) with raw metric, 0–1 score, 95 % bootstrap interval and weight.
+    Returns a pandas DataFrame. Also ``xbench.evaluate(encoder, tasks, options)``.
+    One row per (task, track), sorted by task then track, with raw metric, 0–1 score, 95 % bootstrap
+    interval and weight (the results table, :data:`xbench.scoring.record.TABLE_COLUMNS`).
     """
-    import pandas as pd
-
     opts = options or RunOptions()
     tasks = [_as_task(t) for t in tasks]
     if opts.overwrite not in OVERWRITE:
@@ -509,16 +511,22 @@ def evaluate(
     del instance  # from here on only `lazy` holds the encoder, and it lets go after stage 1
     out_dir = Path(opts.output_dir) if opts.output_dir else None
 
-    saved: dict[str, dict[str, Any]] = {}
+    saved: dict[str, ResultRecord] = {}
     pending: list[tuple[TaskRunner, list[EmbedUnit], float]] = []
     runners = []
     for task in tasks:
         settings = run_settings(task, slug, opts)
         path = result_path(out_dir, slug, task, opts.protocol) if out_dir else None
         if path is not None and path.is_file() and opts.overwrite != "always":
-            old = json.loads(path.read_text())
-            if old.get("run_settings") == settings:
-                saved[task.name] = old
+            old = ResultRecord.read(path)
+            if old.run_settings == settings:  # the declaration fields outside the fingerprint may have changed
+                saved[task.name] = replace(
+                    old,
+                    formal_name=task.formal_name or task.name,
+                    domain=task.domain,
+                    private=task.private,
+                    weight=task.eval_weight,
+                )
                 continue
             if opts.overwrite == "never":
                 raise FileExistsError(
@@ -535,56 +543,31 @@ def evaluate(
     # stage 2: score from the cache alone
     for runner, units, embed_s in pending:
         result = runner.score(units, embed_s)
-        result["run_settings"] = run_settings(runner.task, slug, opts)
+        result.run_settings = run_settings(runner.task, slug, opts)
         if out_dir is not None:
             path = result_path(out_dir, slug, runner.task, opts.protocol)
-            atomic_write_json(path, result)
+            atomic_write_json(path, result.to_dict())
             if runner.predictions is not None:
                 from xbench.report.compare import predictions_path, write_predictions
 
                 write_predictions(predictions_path(path), runner.task, runner.hop, *runner.predictions)
         saved[runner.task.name] = result
 
-    rows, results = [], []
-    for task in tasks:
-        result = saved[task.name]
-        results.append(result)
-        for track, t in result["tracks"].items():
-            rows.append(
-                {
-                    "encoder": slug,
-                    "task": task.name,
-                    "formal_name": result["formal_name"],
-                    "domain": task.domain,
-                    "private": task.private,
-                    "track": track,
-                    "metric": t["metric"],
-                    "raw": t["raw"],
-                    "score": t["score"],
-                    "ci_low": t["ci95"][0],
-                    "ci_high": t["ci95"][1],
-                    "weight": task.eval_weight,
-                    "test_count": result["test_count"],
-                    "protocol": opts.protocol,
-                }
-            )
-    frame = pd.DataFrame(rows)
+    records = [saved[task.name] for task in tasks]
+    frame = table(records)
     if out_dir is not None:
-        write_summary(out_dir / slug / opts.protocol, frame, results)
+        write_summary(out_dir / slug / opts.protocol, frame, records)
     return frame
 
 
 def averages(frame: Any) -> list[dict[str, Any]]:
     """Weighted averages of an :func:`evaluate` frame (all / public / private / per domain, per track)."""
-    items = [
-        ScoredTask(r.task, r.track, r.score, r.weight, bool(r.private), r.domain, r.protocol)
-        for r in frame.itertuples()
-    ]
-    return aggregate(items)
+    return aggregate(scored_tasks(frame))
 
 
-def write_summary(folder: Path, frame: Any, results: list[dict[str, Any]]) -> None:
+def write_summary(folder: Path, frame: Any, records: list[ResultRecord]) -> None:
     """``summary.json`` (results + averages) and ``summary.csv`` (one row per task and track), atomically."""
+    results = [r.to_dict() for r in records]
     atomic_write_json(folder / "summary.json", {"results": results, "averages": averages(frame)})
     atomic_write_bytes(folder / "summary.csv", frame.to_csv(index=False).encode())
 
