@@ -82,7 +82,8 @@ def test_wheel_leaderboard_published_outside_the_checkout(wheel_venv, tmp_path):
 def _published_from_the_wheel(py: Path, site: Path, work: Path) -> None:
     work.mkdir()
     (work / "mine.csv").write_text(
-        "encoder,task,track,normalised,weight,protocol\nmine,esc50,mlp,0.5,400,xares\nmine,esc50,knn,0.25,400,xares\n"
+        "encoder,task,formal_name,domain,track,normalised,weight,protocol\n"
+        "mine,esc50,ESC-50,sound,mlp,0.5,400,xares\nmine,esc50,ESC-50,sound,knn,0.25,400,xares\n"
     )
     probe = (
         "import xbench.report.leaderboard as lb;"
@@ -97,7 +98,7 @@ def _published_from_the_wheel(py: Path, site: Path, work: Path) -> None:
     cmd = [xbench, "leaderboard", "mine.csv", "--published", "--out", "board.csv"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
     assert proc.returncode == 0, proc.stderr
-    assert "ESC-50" in proc.stdout and "dasheng" in proc.stdout and "mine" in proc.stdout
+    assert "| ESC-50 | 0.500 | 0.857 | 0.510 | 0.528 | 0.229 |" in proc.stdout  # mine, then the README's MLP row
     long = (work / "board-long.csv").read_text()
     assert long.count("\ndasheng,") == 27 + 20 and long.count("\nmine,") == 2
 
