@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from xbench.probes.linear import ProbeConfig, ProbeData, cosine_lr, predict, stack_targets, train_probe
+from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets, train_probe
+from xbench.probes.loop import cosine_lr
 from xbench.scoring.metrics import accuracy
 
 

@@ -12,26 +12,25 @@ Testing decodes greedily (``do_sample=False``) after ``audio + separator``; X-AR
 ``top_k=1`` (the same thing) and ``repetition_penalty=1.1`` (an option here). Model selection, per
 ``validation``: ``"greedy"`` decodes up to ``valid_max_utterances`` validation utterances and keeps the
 best iWER; ``"teacher_forced"`` is X-ARES's cheap proxy: one forward pass with the reference text,
-argmax tokens, each hypothesis cut to the reference's character count. Adam, the cosine schedule and
-seeding follow :mod:`xbench.probes.linear`.
+argmax tokens, each hypothesis cut to the reference's character count. Trained by
+:func:`xbench.probes.loop.train_loop` (Adam, cosine schedule, seeding); the decoder is held outside the
+probe's modules, so only the adapter is trained and kept.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from xbench.probes.linear import cosine_lr
-from xbench.scoring.metrics import word_error_rate
+from xbench.probes.loop import TrainResult, train_loop
+from xbench.scoring.metrics import inverse_word_error_rate, word_error_rate
 
 DEFAULT_DECODER = "Qwen/Qwen2.5-0.5B"
 DECODER_ENV = "XBENCH_ASR_DECODER"
@@ -260,18 +259,8 @@ def utterance_errors(references: Sequence[str], hypotheses: Sequence[str]) -> tu
 
 
 def inverse_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """iWER = max(0, 1 − corpus WER), X-ARES's ``WER_inv``."""
-    return max(0.0, 1.0 - word_error_rate(references, hypotheses))
-
-
-@dataclass
-class AsrResult:
-    """The trained probe (best validation adapter) and its history."""
-
-    model: AsrProbe
-    best_epoch: int
-    best_valid: float
-    history: list[dict[str, float]] = field(default_factory=list)
+    """iWER = max(0, 1 − corpus WER), X-ARES's ``WER_inv`` (the metric table's function)."""
+    return inverse_word_error_rate(references, hypotheses)
 
 
 def _validate(probe: AsrProbe, valid: AsrData, config: AsrConfig) -> float:
@@ -294,41 +283,21 @@ def train_asr_probe(
     tokenizer: Any,
     config: AsrConfig,
     progress: Callable[[str], None] | None = None,
-) -> AsrResult:
+) -> TrainResult[AsrProbe]:
     """Train the adapter of an :class:`AsrProbe` with the frozen ``decoder``; keep the best validation iWER."""
-    if len(train) == 0:
-        raise ValueError("ASR probe: the train split is empty")
-    if len(valid) == 0:
-        raise ValueError("ASR probe: the validation split is empty")
-    gen = torch.Generator().manual_seed(config.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        probe = AsrProbe(decoder, tokenizer, train.frames[0].shape[-1], config).to(config.device)
-    opt = torch.optim.Adam(probe.adapter.parameters(), lr=config.learning_rate)
-    best_value, best_epoch, best_state = -math.inf, -1, copy.deepcopy(probe.adapter.state_dict())
-    history = []
-    for epoch in range(config.epochs):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(config.learning_rate, epoch, config.epochs)
-        probe.train()
-        total, count = 0.0, 0
-        for idx in torch.randperm(len(train), generator=gen).split(config.batch_size):
-            picked = idx.tolist()
-            loss = probe.loss([train.frames[i] for i in picked], [train.texts[i] for i in picked])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(picked)
-            count += len(picked)
-        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(count, 1)}
-        if (epoch + 1) % config.valid_every == 0:
-            value = _validate(probe, valid, config)
-            record["valid"] = value
-            if value > best_value:
-                best_value, best_epoch = value, epoch
-                best_state = copy.deepcopy(probe.adapter.state_dict())
-        history.append(record)
-        if progress:
-            progress(f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.4f}")
-    probe.adapter.load_state_dict(best_state)
-    return AsrResult(model=probe, best_epoch=best_epoch, best_valid=best_value, history=history)
+
+    def batch_loss(probe: AsrProbe, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        picked = idx.tolist()
+        return probe.loss([train.frames[i] for i in picked], [train.texts[i] for i in picked]), len(picked)
+
+    return train_loop(
+        "ASR probe",
+        train,
+        valid,
+        lambda: AsrProbe(decoder, tokenizer, train.frames[0].shape[-1], config).to(config.device),
+        lambda gen: torch.randperm(len(train), generator=gen).split(config.batch_size),
+        batch_loss,
+        lambda probe: _validate(probe, valid, config),
+        config,
+        progress,
+    )

@@ -1,21 +1,21 @@
 """The MLP track (``xares/trainer.py``, ``xares/models/simple.py``): a LayerNorm + Linear probe on cached embeddings.
 
-Adam (lr 1e-3 by default), learning rate set at each epoch start by a cosine from lr to 0.1·lr over
-the epochs, validation every ``valid_every`` epochs, the strictly best validation weights tested.
-Every random choice (initialisation, shuffles) comes from one seeded generator: reruns are
-identical. Clip tasks train on pooled vectors ``[N, D]``; frame tasks on per-clip frames
-``[T_i, D]`` with frame targets ``[T_i, C]`` (padding masked out of the loss).
+Trained by :func:`xbench.probes.loop.train_loop`: Adam (lr 1e-3 by default), a cosine learning rate
+from lr to 0.1·lr over the epochs, validation every ``valid_every`` epochs, the strictly best
+validation weights tested, every random choice from one seeded generator (reruns are identical).
+Clip tasks train on pooled vectors ``[N, D]``; frame tasks on per-clip frames ``[T_i, D]`` with frame
+targets ``[T_i, C]`` (padding masked out of the loss).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from xbench.probes.loop import TrainResult, train_loop
 
 
 class LinearProbe(torch.nn.Module):
@@ -28,13 +28,6 @@ class LinearProbe(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.norm(x))
-
-
-def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
-    """Learning rate of (0-based) ``epoch``: cosine from ``base_lr`` to ``0.1·base_lr`` over ``epochs``."""
-    if epochs <= 1:
-        return base_lr
-    return base_lr * (0.1 + 0.9 * (1 + math.cos(math.pi * epoch / epochs)) / 2)
 
 
 @dataclass(frozen=True)
@@ -89,16 +82,6 @@ class ProbeData:
             yield x, y, mask
 
 
-@dataclass
-class ProbeResult:
-    """The trained probe (best validation weights) and its history."""
-
-    model: LinearProbe
-    best_epoch: int
-    best_valid: float
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
 def _loss_fn(config: ProbeConfig) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
     if config.loss == "cross_entropy":
         ce = torch.nn.CrossEntropyLoss()
@@ -142,51 +125,34 @@ def train_probe(
     config: ProbeConfig,
     validate: Callable[[list | np.ndarray, ProbeData], float],
     progress: Callable[[str], None] | None = None,
-) -> ProbeResult:
+) -> TrainResult[LinearProbe]:
     """Train a :class:`LinearProbe`; ``validate(logits, valid)`` returns a higher-is-better value.
 
     The weights of the first epoch with a strictly better validation value are kept.
     """
-    if len(train) == 0:
-        raise ValueError("probe: the train split is empty")
-    if len(valid) == 0:
-        raise ValueError("probe: the validation split is empty")
-    gen = torch.Generator().manual_seed(config.seed)
-    dim = (train.inputs[0] if train.frame_level else train.inputs).shape[-1]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        model = LinearProbe(dim, num_outputs).to(config.device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loss_fn = _loss_fn(config)
-    best_value, best_epoch, best_state = -math.inf, -1, copy.deepcopy(model.state_dict())
-    history = []
-    valid_bs = config.batch_size_valid or config.batch_size
-    for epoch in range(config.epochs):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(config.learning_rate, epoch, config.epochs)
-        model.train()
-        total, count = 0.0, 0
-        for x, y, mask in train.batches(config.batch_size, gen):
-            x, y = x.to(config.device), y.to(config.device)
-            mask = None if mask is None else mask.to(config.device)
-            logits = model(x)
-            loss = loss_fn(logits, y, mask)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(x)
-            count += len(x)
-        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(count, 1)}
-        if (epoch + 1) % config.valid_every == 0:
-            value = validate(predict(model, valid, valid_bs, config.device), valid)
-            record["valid"] = value
-            if value > best_value:
-                best_value, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
-        history.append(record)
-        if progress:
-            progress(f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.4f}")
-    model.load_state_dict(best_state)
-    return ProbeResult(model=model, best_epoch=best_epoch, best_valid=best_value, history=history)
+    device = config.device
+
+    def build() -> LinearProbe:
+        first = train.inputs[0] if train.frame_level else train.inputs
+        return LinearProbe(first.shape[-1], num_outputs).to(device)
+
+    def batch_loss(model: LinearProbe, batch: tuple) -> tuple[torch.Tensor, int]:
+        x, y, mask = batch
+        x, y = x.to(device), y.to(device)
+        return loss_fn(model(x), y, None if mask is None else mask.to(device)), len(x)
+
+    return train_loop(
+        "probe",
+        train,
+        valid,
+        build,
+        lambda gen: train.batches(config.batch_size, gen),
+        batch_loss,
+        lambda model: validate(predict(model, valid, config.batch_size_valid or config.batch_size, device), valid),
+        config,
+        progress,
+    )
 
 
 def stack_targets(targets: Sequence) -> torch.Tensor:

@@ -4,9 +4,10 @@ Audio branch ``LayerNorm(D) → Linear(D, H) → GELU → Linear(H, H)`` on pool
 = BERT-uncased WordPiece ids → trainable ``Embedding(V, H) → Linear → GELU → Linear`` → mean over the
 non-pad tokens. Loss: symmetric InfoNCE with a learnable log logit scale (init ``log(1/0.07)``) plus
 X-ARES's regulariser ``mean|a|/‖a‖ + mean|t|/‖t‖`` over the batch matrices. Training items are
-(clip, caption) pairs, one per caption in order (X-ARES's merge processor). Adam, the cosine schedule and
-seeding of :mod:`xbench.probes.linear`; the strictly best validation R@1 is kept. R@1 = mean of audio→text and
-text→audio recall at rank 1 on cosine similarities (:func:`xbench.scoring.metrics.retrieval_recall_at_1`).
+(clip, caption) pairs, one per caption in order (X-ARES's merge processor). Trained by
+:func:`xbench.probes.loop.train_loop` (Adam, cosine schedule, seeding); the strictly best validation R@1
+is kept. R@1 = mean of audio→text and text→audio recall at rank 1 on cosine similarities
+(:func:`xbench.scoring.metrics.retrieval_recall_at_1`).
 
 Tokenizer: X-ARES loads ``google-bert/bert-base-uncased`` from the Hugging Face hub. Offline, any copy of
 that 30522-token uncased vocabulary works; :func:`resolve_tokenizer` says where it looks.
@@ -14,19 +15,17 @@ that 30522-token uncased vocabulary works; :func:`resolve_tokenizer` says where 
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from xbench.probes.linear import cosine_lr
+from xbench.probes.loop import TrainResult, train_loop
 
 TOKENIZER_ENV = "XBENCH_BERT_TOKENIZER"
 XARES_TOKENIZER = "google-bert/bert-base-uncased"
@@ -287,66 +286,35 @@ def recall_at_1(model: RetrievalProbe, data: RetrievalData, tokenizer: Any, batc
     return recall_from_hits(*retrieval_hits(audio, text, data.captions_per_clip()))
 
 
-@dataclass
-class RetrievalResult:
-    """The trained probe (best validation weights) and its history."""
-
-    model: RetrievalProbe
-    best_epoch: int
-    best_valid: float
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
 def train_retrieval_probe(
     train: RetrievalData,
     valid: RetrievalData,
     tokenizer: Any,
     config: RetrievalConfig,
     progress: Callable[[str], None] | None = None,
-) -> RetrievalResult:
+) -> TrainResult[RetrievalProbe]:
     """Train a :class:`RetrievalProbe` on (clip, caption) pairs; keep the strictly best validation R@1."""
-    if len(train) == 0:
-        raise ValueError("retrieval probe: the train split is empty")
-    if len(valid) == 0:
-        raise ValueError("retrieval probe: the validation split is empty")
     if tokenizer.pad_token_id is None:
         raise ValueError("retrieval probe: the tokenizer has no pad token")
-    gen = torch.Generator().manual_seed(config.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        model = RetrievalProbe(
-            train.audio.shape[-1], len(tokenizer), tokenizer.pad_token_id, config.hidden, config.temperature
-        ).to(config.device)
     owner, captions = train.pairs()
     ids = tokenize(tokenizer, captions)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    best_value, best_epoch, best_state = -math.inf, -1, copy.deepcopy(model.state_dict())
-    history = []
-    valid_bs = config.batch_size_valid or config.batch_size
-    for epoch in range(config.epochs):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(config.learning_rate, epoch, config.epochs)
-        model.train()
-        total, count = 0.0, 0
-        for batch in _batches(len(ids), config.batch_size, gen):
-            x = train.audio[owner[batch]].to(config.device)
-            text = _pad([ids[i] for i in batch.tolist()], model.pad_id).to(config.device)
-            loss = contrastive_loss(
-                model.encode_audio(x), model.encode_text(text), model.log_scale, config.embed_regularization
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(batch)
-            count += len(batch)
-        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(count, 1)}
-        if (epoch + 1) % config.valid_every == 0:
-            value = recall_at_1(model, valid, tokenizer, valid_bs, config.device)
-            record["valid"] = value
-            if value > best_value:
-                best_value, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
-        history.append(record)
-        if progress:
-            progress(f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.4f}")
-    model.load_state_dict(best_state)
-    return RetrievalResult(model=model, best_epoch=best_epoch, best_valid=best_value, history=history)
+    device = config.device
+
+    def batch_loss(model: RetrievalProbe, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+        audio = model.encode_audio(train.audio[owner[batch]].to(device))
+        text = model.encode_text(_pad([ids[i] for i in batch.tolist()], model.pad_id).to(device))
+        return contrastive_loss(audio, text, model.log_scale, config.embed_regularization), len(batch)
+
+    return train_loop(
+        "retrieval probe",
+        train,
+        valid,
+        lambda: RetrievalProbe(
+            train.audio.shape[-1], len(tokenizer), tokenizer.pad_token_id, config.hidden, config.temperature
+        ).to(device),
+        lambda gen: _batches(len(ids), config.batch_size, gen),
+        batch_loss,
+        lambda model: recall_at_1(model, valid, tokenizer, config.batch_size_valid or config.batch_size, device),
+        config,
+        progress,
+    )
