@@ -92,10 +92,19 @@ PINNED = {
 SHARD_GLOB = re.compile(r"^[A-Za-z0-9_.{}*-]+\.tar$")
 
 
+# ICME 2025 challenge-table variants X-ARES 0.1.3 lists but never implemented: name -> (the X-ARES task whose
+# record and shards it shares, metric, #classes, kNN, eval_weight); all disabled (outside X-ARES's weights)
+VARIANTS = {
+    "nsynth_pitch": ("nsynthinstument", "accuracy", 128, True, 2000),
+    "asvspoof2015_eer": ("asvspoof2015", "EER", 2, False, 2000),
+}
+XARES = {name: t for name, t in TASKS.items() if name in PINNED}
+
+
 def test_registry_holds_the_27_xares_tasks():
-    assert set(TASKS) == set(PINNED)
-    assert sum(not t.private for t in TASKS.values()) == 22
-    assert {t.name for t in TASKS.values() if t.private} == {
+    assert set(TASKS) == set(PINNED) | set(VARIANTS)
+    assert sum(not t.private for t in XARES.values()) == 22
+    assert {t.name for t in XARES.values() if t.private} == {
         "finger_snap",
         "inside_outside_car",
         "key_scratching",
@@ -105,7 +114,7 @@ def test_registry_holds_the_27_xares_tasks():
 
 
 def test_public_eval_weight_sums():
-    public = [t for t in TASKS.values() if not t.private]
+    public = [t for t in XARES.values() if not t.private]
     assert sum(t.eval_weight for t in public) == 38752
     knn = [t for t in public if t.do_knn]
     assert len(knn) == 16 and sum(t.eval_weight for t in knn) == 22889
@@ -175,6 +184,37 @@ def test_special_cases():
     }
     assert TASKS["librispeech"].normalised_score(0.8) == pytest.approx(0.8)  # WER_inv is already inverted
     assert TASKS["cremad"].labels.default == -1 and TASKS["vocalsound"].labels.default == -1
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_challenge_variants_share_their_xares_task_data(name):
+    base_name, metric, ncls, knn, weight = VARIANTS[name]
+    t, base = TASKS[name], TASKS[base_name]
+    assert (t.metric, t.output_dim, t.do_knn, t.eval_weight) == (metric, ncls, knn, weight)
+    assert t.disabled and not t.private and t.domain == base.domain
+    same = ("zenodo_id", "audio_tar_name_of_split", "encoded_tar_name_of_split", "epochs", "batch_size_train")
+    assert all(getattr(t, f) == getattr(base, f) for f in (*same, "crop_length", "batch_size_encode", "seed"))
+    assert t.splits() == base.splits() and t.fingerprint() != base.fingerprint()
+    # `--suite all` runs the tasks that are not disabled: X-ARES's own, never a variant
+    assert {n for n, task in TASKS.items() if not task.disabled} <= set(PINNED)
+
+
+def test_nsynth_pitch_labels_are_midi_note_numbers():
+    t = TASKS["nsynth_pitch"]
+    meta = {"instrument_family_str": "guitar", "pitch": 60, "velocity": 75}
+    assert [t.encode_label({**meta, "pitch": p}) for p in (0, 21, 60, 108, 127)] == [0, 21, 60, 108, 127]
+    for bad in (128, -1, "60", 60.0):
+        with pytest.raises(LabelError, match="task 'nsynth_pitch'.*'pitch'"):
+            t.encode_label({**meta, "pitch": bad})
+    with pytest.raises(LabelError, match="no key 'pitch'"):
+        t.encode_label({"instrument_family_str": "guitar"})
+
+
+def test_asvspoof_eer_scores_one_minus_eer():
+    t = TASKS["asvspoof2015_eer"]
+    assert t.labels == TASKS["asvspoof2015"].labels and t.encode_label({"binary_spoof": "spoof"}) == 1
+    assert (t.metric_bounds, t.higher_is_better) == ((0.0, 1.0), False)
+    assert [t.normalised_score(e) for e in (0.0, 0.1, 0.5, 1.0)] == pytest.approx([1.0, 0.9, 0.5, 0.0])
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -421,7 +461,7 @@ def user_dir(tmp_path):
 def test_user_tasks_dir(user_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # any cwd
     tasks = load_tasks(user_dir)
-    assert len(tasks) == 28
+    assert len(tasks) == len(TASKS) + 1
     t = tasks["my_birds"]
     assert t.labels.classes == ("robin", "wren", "tit") and t.encode_label({"species": "tit"}) == 2
     assert t.data_dir == str(user_dir / "shards")
@@ -487,8 +527,10 @@ def test_ls_table_and_data_status(tmp_path, capsys):
     rows = {line.split()[0]: line.split() for line in out[1:-1]}
     assert rows["esc50"] == ["esc50", "sound", "accuracy", "mlp+knn", "400", "-", "yes"]
     assert rows["liveenv"][3:] == ["mlp", "5000", "private,disabled", "no"]
-    assert rows["gtzan_genre"][-1] == "partial" and len(rows) == 27
-    assert out[-1] == "27 tasks, 1 with data"
+    assert rows["gtzan_genre"][-1] == "partial" and len(rows) == 29
+    assert rows["nsynth_pitch"] == ["nsynth_pitch", "music", "accuracy", "mlp+knn", "2000", "disabled", "no"]
+    assert rows["asvspoof2015_eer"] == ["asvspoof2015_eer", "speech", "EER", "mlp", "2000", "disabled", "no"]
+    assert out[-1] == "29 tasks, 1 with data"
 
     assert _run(["ls", "--json", "--data-root", str(tmp_path)]) == 0
     table = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
@@ -620,7 +662,7 @@ def _probes(t: TaskConfig, rng: random.Random) -> tuple[dict, list]:
 def test_against_the_xares_package(tmp_path):
     rng = random.Random(0)
     probes, expected = {}, {}
-    for name, t in TASKS.items():
+    for name, t in XARES.items():
         probes[name], expected[name] = _probes(t, rng)
     run = subprocess.run(
         [sys.executable, "-c", ORACLE],
@@ -632,7 +674,7 @@ def test_against_the_xares_package(tmp_path):
         check=True,
     )
     oracle = json.loads(run.stdout)
-    assert set(oracle) == set(TASKS)
+    assert set(oracle) == set(XARES)
     for name, row in oracle.items():
         t = TASKS[name]
         crit = t.criterion if not t.criterion_args else [t.criterion, t.criterion_args["pos_weight"]]

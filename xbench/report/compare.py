@@ -23,7 +23,13 @@ array                  shape / dtype                  meaning
 ``<track>_frame_pred`` [ΣT, C] uint8                  frame tasks: round(sigmoid(logit))
 ``hop_ms``             0-d float64                    frame tasks: encoder hop
 ``segment_length_s``   0-d float64                    frame tasks: segment-F1 window
+``bounds_<track>``     [2] float64                    raw bounds (lo, hi) of the track's 0–1 score
+``higher_<track>``     0-d bool                       whether a higher raw metric is better
 =====================  ============================  ==========================================
+
+``bounds_<track>`` / ``higher_<track>`` are the task's own ``metric_bounds`` / ``higher_is_better``
+(MLP track) or the metric table's defaults (kNN track, accuracy), as the run normalised them; files
+written without them are normalised with the metric table's defaults.
 
 Items are in the run's test order, folds concatenated in fold order.
 """
@@ -41,9 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from xbench.scoring.metrics import CLIP_METRICS, segment_f1
+from xbench.scoring.metrics import CLIP_METRICS, get_metric, segment_f1
 from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, weighted_average
-from xbench.taskspec.config import METRICS
 
 FORMAT = "xbench-predictions/1"
 
@@ -103,6 +108,11 @@ def write_predictions(
     for track, per_fold in tests.items():
         metric = "accuracy" if track == "knn" else task.metric
         arrays[f"metric_{track}"] = np.array(metric)
+        own = (getattr(task, "metric_bounds", None), getattr(task, "higher_is_better", None))
+        bounds, higher = get_metric(metric).normalisation(*((None, None) if track == "knn" else own))
+        if bounds is not None:
+            arrays[f"bounds_{track}"] = np.asarray(bounds, dtype=np.float64)
+            arrays[f"higher_{track}"] = np.array(bool(higher))
         outputs = [per_fold[f][0] for f in folds]
         if frame_level:
             logits = np.concatenate([np.asarray(x, dtype=np.float64) for out in outputs for x in out])
@@ -178,14 +188,29 @@ class Predictions:
             raise CompareError(f"{self.path}: metric {name!r} cannot be recomputed from predictions")
         return fn(a[f"{track}_scores"][rows], a["targets"][rows])
 
+    def normalisation(self, track: str) -> tuple[tuple[float, float], bool]:
+        """(bounds, higher_is_better) the run scored the track with: as recorded, else the metric table's."""
+        a, name = self.arrays, self.metric_name(track)
+        if f"bounds_{track}" in a:
+            lo, hi = (float(x) for x in a[f"bounds_{track}"])
+            return (lo, hi), bool(a[f"higher_{track}"])
+        try:
+            bounds, higher = get_metric(name).normalisation()
+        except KeyError as exc:
+            raise CompareError(f"{self.path}: {exc.args[0]}") from None
+        if bounds is None:
+            raise CompareError(f"{self.path}: metric {name!r} has no default 0–1 bounds and the file records none")
+        return bounds, higher
 
-def _score_fn(metric: str) -> Callable[[float], float]:
-    """Raw metric → 0–1 score with the metric's default bounds (as the leaderboard's normalised column)."""
-    info = METRICS.get(metric)
-    if info is None or info.bounds is None:
-        raise CompareError(f"metric {metric!r} has no default 0–1 bounds; its differences cannot be normalised")
-    lo, hi = info.bounds
-    return lambda raw: normalise(raw, lo, hi, info.higher_is_better)
+
+def _score_fn(a: Predictions, b: Predictions, track: str) -> Callable[[float], float]:
+    """Raw metric → 0–1 score with the bounds both runs were scored with (the task's own, if it declares any)."""
+    bounds, higher = a.normalisation(track)
+    if b.normalisation(track) != (bounds, higher):
+        other = b.normalisation(track)
+        raise CompareError(f"track {track}: the runs normalise the metric differently ({bounds, higher} vs {other})")
+    lo, hi = bounds
+    return lambda raw: normalise(raw, lo, hi, higher)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,7 +280,7 @@ def paired_difference(
         )
     to_b = np.array([pos_b[item] for item in items_a], dtype=np.int64)
     rows_a = a.fold_rows()
-    score = _score_fn(metric)
+    score = _score_fn(a, b, track)
 
     def diff_on(draw: Mapping[str, np.ndarray]) -> float:
         sa = np.mean([a.metric(track, rows_a[f][idx]) for f, idx in draw.items()])

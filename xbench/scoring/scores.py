@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 
-def normalise(raw: float, lo: float = 0.0, hi: float = 1.0, higher_is_better: bool = True) -> float:
+def normalise(raw: float, lo: float, hi: float, higher_is_better: bool) -> float:
     """Map ``raw`` linearly from ``[lo, hi]`` to ``[0, 1]``, flipped when lower is better, clamped.
 
-    accuracy, mAP, F1, R@1 (bounds 0–1, higher better) stay as they are; WER gives
-    iWER = max(0, 1 − WER); EER gives 1 − EER; MSE/MAE go through their declared bounds.
+    Bounds and direction come from the metric table (:data:`xbench.scoring.metrics.METRICS`) or the
+    task's own ``metric_bounds``: accuracy, mAP, F1, R@1 (0–1, higher better) stay as they are; WER
+    gives iWER = max(0, 1 − WER); EER gives 1 − EER; MSE/MAE go through their declared bounds.
     """
     if not hi > lo:
         raise ValueError(f"normalisation bounds must satisfy lo < hi, got ({lo}, {hi})")

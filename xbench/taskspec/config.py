@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from xbench.scoring.metrics import METRICS
+
 TASK_TYPES = ("clip", "frame", "contrastive", "asr")
 DOMAINS = ("speech", "sound", "music")
 LABEL_KINDS = ("class", "index", "binary_map", "multilabel", "events", "notes", "text", "captions")
@@ -33,29 +35,6 @@ KINDS_OF_TASK_TYPE = {
     "asr": ("text",),
 }
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """Default normalisation of a metric: raw ``bounds`` (None: a task must declare them) and direction."""
-
-    bounds: tuple[float, float] | None
-    higher_is_better: bool
-
-
-# X-ARES 0.1.3's ``ALL_METRICS`` keys plus ``WER`` (scored as iWER = max(0, 1 - WER)).
-METRICS: dict[str, MetricInfo] = {
-    "accuracy": MetricInfo((0.0, 1.0), True),
-    "mAP": MetricInfo((0.0, 1.0), True),
-    "frame_mAP": MetricInfo((0.0, 1.0), True),
-    "segmentf1_macro": MetricInfo((0.0, 1.0), True),
-    "segmentf1_micro": MetricInfo((0.0, 1.0), True),
-    "recallatk_r1": MetricInfo((0.0, 1.0), True),
-    "WER": MetricInfo((0.0, 1.0), False),
-    "WER_inv": MetricInfo((0.0, 1.0), True),  # X-ARES's name: already max(0, 1 - WER)
-    "EER": MetricInfo((0.0, 1.0), False),
-    "MAE": MetricInfo(None, False),
-    "MSE": MetricInfo(None, False),
-}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CHECKSUM_RE = re.compile(r"^(md5:[0-9a-f]{32}|sha256:[0-9a-f]{64})$")
@@ -540,8 +519,7 @@ class TaskConfig:
 
         if self.metric not in METRICS:
             raise bad("metric", f"{self.metric!r} is not one of {sorted(METRICS)}")
-        info = METRICS[self.metric]
-        bounds = self.metric_bounds if self.metric_bounds is not None else info.bounds
+        bounds, higher = METRICS[self.metric].normalisation(self.metric_bounds, self.higher_is_better)
         if bounds is None:
             raise bad("metric_bounds", f"metric {self.metric!r} has no default bounds; declare (lo, hi)")
         try:
@@ -551,10 +529,9 @@ class TaskConfig:
         if not (_is_number(lo) and _is_number(hi) and lo < hi):
             raise bad("metric_bounds", f"must be finite numbers with lo < hi, got {bounds!r}")
         put("metric_bounds", (float(lo), float(hi)))
-        if self.higher_is_better is None:
-            put("higher_is_better", info.higher_is_better)
-        elif not isinstance(self.higher_is_better, bool):
-            raise bad("higher_is_better", f"must be a bool, got {self.higher_is_better!r}")
+        if not isinstance(higher, bool):
+            raise bad("higher_is_better", f"must be a bool, got {higher!r}")
+        put("higher_is_better", higher)
 
         if not isinstance(self.criterion, str) or not _IDENT_RE.match(self.criterion):
             raise bad(
