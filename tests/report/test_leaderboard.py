@@ -1,10 +1,9 @@
-"""Leaderboard export: X-ARES layout, averages that recompute from the long CSV, protocols, plots."""
+"""Leaderboard export: X-ARES layout, averages that recompute from the long CSV, protocols, reruns, plots."""
 
 import json
-import struct
 import subprocess
 import sys
-import zlib
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -19,7 +18,8 @@ SR = 16000
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+def board_runs(tmp_path_factory):
+    """Two encoders scored on two small tasks (one private); the output folder, tasks and options."""
     import numpy as np
 
     root = tmp_path_factory.mktemp("board")
@@ -49,13 +49,15 @@ def two_runs(tmp_path_factory):
             )
         )
     out = root / "out"
+    opts = RunOptions(output_dir=str(out), cache_root=str(root / "cache"), bootstrap_rounds=20, show_progress=False)
     for enc in (LogMelEncoder(), RandomProjectionEncoder()):
-        evaluate(
-            enc,
-            tasks,
-            RunOptions(output_dir=str(out), cache_root=str(root / "cache"), bootstrap_rounds=20, show_progress=False),
-        )
-    return out
+        evaluate(enc, tasks, opts)
+    return SimpleNamespace(out=out, tasks=tasks, opts=opts)
+
+
+@pytest.fixture(scope="module")
+def two_runs(board_runs):
+    return board_runs.out
 
 
 def test_layout_and_averages_recompute_from_the_long_csv(two_runs, tmp_path):
@@ -82,8 +84,8 @@ def test_layout_and_averages_recompute_from_the_long_csv(two_runs, tmp_path):
     assert set(board.track) == {"mlp", "knn"}
     for (enc, track), rows in long.groupby(["encoder", "track"]):
         public = rows[~rows.private]
-        want_all = (rows.normalised * rows.weight).sum() / rows.weight.sum()
-        want_public = (public.normalised * public.weight).sum() / public.weight.sum()
+        want_all = (rows.score * rows.weight).sum() / rows.weight.sum()
+        want_public = (public.score * public.weight).sum() / public.weight.sum()
         avg = pd.read_csv(tmp_path / "board-averages.csv")
         got = avg[(avg.encoder == enc) & (avg.track == track)].set_index("group").score
         assert got["all"] == pytest.approx(want_all, abs=1e-12)
@@ -95,12 +97,25 @@ def test_layout_and_averages_recompute_from_the_long_csv(two_runs, tmp_path):
         cells = section.set_index("task")[enc]
         assert cells["average_all"] == pytest.approx(want_all, abs=1e-12)
         assert cells["average_public"] == pytest.approx(want_public, abs=1e-12)
-        assert cells["lb_a"] == rows.set_index("task").normalised["lb_a"]
-    png = (tmp_path / "plots" / "tasks_mlp.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", png[16:24])
-    idat = png[png.index(b"IDAT") + 4 : png.index(b"IEND") - 8]
-    assert len(zlib.decompress(idat)) == height * (1 + 3 * width)
+        assert cells["lb_a"] == rows.set_index("task").score["lb_a"]
+    assert (tmp_path / "plots" / "tasks_mlp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "plots: 8 files" in proc.stdout
+
+
+def test_a_rerun_that_reuses_results_writes_the_same_summary(board_runs, monkeypatch):
+    """Reused results (read back from JSON) and fresh ones give byte-identical summary.csv (rows by task, track)."""
+    from xbench.encoders.baselines import LogMelEncoder
+
+    (summary,) = [p for p in board_runs.out.rglob("summary.csv") if "LogMel" in str(p)]
+    first = summary.read_bytes()
+    lines = first.decode().splitlines()
+    assert lines[0].split(",")[:2] == ["encoder", "task"]
+    keys = [tuple(line.split(",")[i] for i in (1, 5)) for line in lines[1:]]
+    assert keys == sorted(keys) == [("lb_a", "knn"), ("lb_a", "mlp"), ("lb_b", "knn"), ("lb_b", "mlp")]
+    monkeypatch.setattr("xbench.pipeline.run.TaskRunner.score", lambda *a, **k: pytest.fail("rescored"))
+    frame = evaluate(LogMelEncoder(), list(reversed(board_runs.tasks)), board_runs.opts)
+    assert summary.read_bytes() == first
+    assert frame.to_csv(index=False).encode() == first
 
 
 def test_published_knn_averages_reproduce_the_readme():
@@ -165,7 +180,7 @@ def test_published_table_layout_and_librispeech_variant():
     assert "| Weighted average (all) | 0.683 | 0.469 | 0.475 | 0.455 |" in text
     newer = load_published("v0.1.3")
     row = newer[(newer.encoder == "dasheng") & (newer.task == "librispeech")]
-    assert row.normalised.item() == pytest.approx(0.724)
+    assert row.score.item() == pytest.approx(0.724)
 
 
 def test_a_xares_run_sits_beside_the_published_table(tmp_path):
@@ -199,42 +214,3 @@ def test_conflicting_inputs_are_refused(tmp_path):
     assert set(merge([load_results(a), load_results(b)], protocol="xares").encoder) == {"E-2"}
     with pytest.raises(LeaderboardError, match="no such"):
         load_results(tmp_path / "missing")
-
-
-def test_plots_from_an_evaluate_frame_are_valid_images(tmp_path):
-    import xml.etree.ElementTree as ET
-
-    import numpy as np
-
-    from xbench.report.plots import write_plots
-
-    rows = []
-    for enc, base in (("EncA-1", 0.4), ("EncB-2", 0.7)):
-        for task, domain in (("speechy", "speech"), ("musical", "music")):
-            for track, s in (("mlp", base), ("knn", base / 2)):
-                rows.append(
-                    {"encoder": enc, "task": task, "formal_name": task, "domain": domain, "private": False}
-                    | {"track": track, "metric": "accuracy", "raw": s, "score": s, "ci_low": s - 0.1}
-                    | {"ci_high": s + 0.1, "weight": 10, "protocol": "xbench"}
-                )
-    frame = pd.DataFrame(rows)
-    written = write_plots(frame, tmp_path / "plots")
-    assert sorted(p.name for p in written) == sorted(
-        f"{kind}_{track}.{ext}" for kind in ("tasks", "domains") for track in ("mlp", "knn") for ext in ("svg", "png")
-    )
-    svg = ET.parse(tmp_path / "plots" / "tasks_mlp.svg").getroot()
-    rects = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("fill") == "#4e79a7"]
-    assert len(rects) == 1 + 2  # legend swatch + one bar per task for the first encoder
-    png = (tmp_path / "plots" / "domains_knn.png").read_bytes()
-    pos, chunks = 8, {}
-    while pos < len(png):  # every chunk's CRC checks out
-        (length,) = struct.unpack(">I", png[pos : pos + 4])
-        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
-        assert struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + data)
-        chunks[kind] = data
-        pos += 12 + length
-    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour) == (8, 2)
-    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), dtype=np.uint8).reshape(height, 1 + 3 * width)
-    pixels = rows[:, 1:].reshape(height, width, 3)
-    assert (pixels == (0x4E, 0x79, 0xA7)).all(axis=-1).sum() > 50  # the first encoder's bars were drawn

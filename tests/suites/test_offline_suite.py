@@ -1,12 +1,10 @@
 """The offline suite: a --small build (readable, valid, byte-identical on rebuild, sane labels), the
-offline zoo wrappers, the demo's leaderboard/PNG, and (slow) known answers on the full build."""
+offline zoo wrappers, the demo's leaderboard and chart, and (slow) known answers on the full build."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -209,26 +207,15 @@ def test_crepe_tiny_frames_and_pitch_sensitivity() -> None:
     assert sims[0, 1] > 0.99 > sims[0, 2] + 0.05  # frames are level-normalised; pitch changes the embedding
 
 
-# -- demo helpers -------------------------------------------------------------------------------------------
-
-
-def test_png_writer_round_trips() -> None:
-    from xbench.suites.offline.plot import write_png
-
-    img = np.zeros((3, 4, 3), np.uint8)
-    img[1, 2] = (10, 20, 30)
-    path = Path(__import__("tempfile").mkdtemp()) / "x.png"
-    write_png(path, img)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == (4, 3)
-    idat = data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8]
-    rows = zlib.decompress(idat)
-    assert len(rows) == 3 * (1 + 4 * 3) and rows[1 + 4 * 3 + 1 + 2 * 3 : 1 + 4 * 3 + 1 + 3 * 3] == bytes((10, 20, 30))
+# -- the demo ---------------------------------------------------------------------------------------------
 
 
 def test_demo_on_the_small_suite(small_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import xml.etree.ElementTree as ET
+
+    import pandas as pd
+    from PIL import Image
+
     from xbench.suites import demo as demo
 
     monkeypatch.setenv("XBENCH_CACHE", str(tmp_path / "cache"))
@@ -236,17 +223,25 @@ def test_demo_on_the_small_suite(small_suite: Path, tmp_path: Path, monkeypatch:
     rc = demo.main(["--encoders", "logmel", "--suite-dir", str(small_suite.parent), "--results", str(results),
                     "--small", "--bootstrap", "10"])  # fmt: skip
     assert rc == 0
-    import pandas as pd
-
-    board = pd.read_csv(results / "leaderboard.csv")
-    assert list(board.columns) == list(demo.COLUMNS)
     tasks = suite_tasks("offline", small_suite)
-    per_task = board[board.task != "weighted_average"]
     knn_tasks = [t for t in tasks if t.do_knn and t.task_type == "clip"]
-    assert len(per_task) == len(tasks) + len(knn_tasks)
-    assert set(board[board.task == "weighted_average"].track) == {"mlp", "knn"}
-    assert per_task.score.between(0, 1).all() and (per_task.ci_low <= per_task.ci_high).all()
-    assert (results / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    # the leaderboard's files: X-ARES's README layout (tasks, then the public and all averages per track)
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert list(board.columns) == ["track", "task", "formal_name", "private", "logmel"]
+    averages = board.task.str.startswith("average_")
+    assert len(board[~averages]) == len(tasks) + len(knn_tasks)
+    assert set(board[board.task == "average_all"].track) == {"mlp", "knn"}
+    long = pd.read_csv(results / "leaderboard-long.csv")
+    assert set(long.encoder) == {"logmel"} and len(long) == len(tasks) + len(knn_tasks)
+    assert long.score.between(0, 1).all() and (long.ci_low <= long.ci_high).all()
+    assert (results / "leaderboard.md").read_text().startswith("MLP track:")
+    # the chart: a PNG that decodes, and an SVG naming every task
+    with Image.open(results / "leaderboard.png") as png:
+        assert png.format == "PNG" and min(png.size) > 100
+    texts = [t.text or "" for t in ET.parse(results / "leaderboard.svg").iter("{http://www.w3.org/2000/svg}text")]
+    assert {t.formal_name or t.name for t in tasks} <= set(texts)
+    assert "Weighted average (all)" in texts
+    assert demo.main(["--encoders", "logmel,logmel"]) == 2  # refused before anything runs
 
 
 # -- known answers on the full build (slow) -----------------------------------------------------------------

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from xbench.scoring.metrics import CLIP_METRICS, get_metric, segment_f1
+from xbench.scoring.record import RecordFormatError, ResultRecord, is_result, read_json
 from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, weighted_average
 
 FORMAT = "xbench-predictions/1"
@@ -307,25 +308,25 @@ def paired_difference(
 # --------------------------------------------------------------------------------------------------
 
 
-def find_results(folder: str | Path, protocol: str | None = None) -> dict[str, tuple[dict[str, Any], Path]]:
-    """{task: (result JSON, its path)} of the single (encoder, protocol) run under ``folder``."""
+def find_results(folder: str | Path, protocol: str | None = None) -> dict[str, tuple[ResultRecord, Path]]:
+    """{task: (result record, its JSON file)} of the single (encoder, protocol) run under ``folder``."""
     folder = Path(folder)
     if folder.is_file():
         folder = folder.parent
-    found: dict[tuple[str, str], dict[str, tuple[dict[str, Any], Path]]] = {}
+    found: dict[tuple[str, str], dict[str, tuple[ResultRecord, Path]]] = {}
     for path in sorted(folder.rglob("*.json")):
         if path.name == "summary.json":
             continue
         try:
-            obj = json.loads(path.read_text())
-        except (OSError, ValueError):
+            obj = read_json(path)
+            if not is_result(obj):
+                continue
+            record = ResultRecord.from_dict(obj, source=path)
+        except RecordFormatError as exc:
+            raise CompareError(str(exc)) from exc
+        if protocol is not None and record.protocol != protocol:
             continue
-        if not (isinstance(obj, dict) and "tracks" in obj and "task" in obj):
-            continue
-        if protocol is not None and obj.get("protocol") != protocol:
-            continue
-        run = (str(obj.get("encoder_slug", "?")), str(obj.get("protocol", "xbench")))
-        found.setdefault(run, {})[obj["task"]] = (obj, path)
+        found.setdefault((record.encoder_slug, record.protocol), {})[record.task] = (record, path)
     if not found:
         raise CompareError(f"{folder}: no result JSONs" + (f" under protocol {protocol!r}" if protocol else ""))
     if len(found) > 1:
@@ -422,20 +423,20 @@ def compare_runs(
     """Compare run folder ``b`` against ``a`` task by task (see the module docstring)."""
     runs_a, runs_b = find_results(a, protocol), find_results(b, protocol)
     first_a, first_b = next(iter(runs_a.values()))[0], next(iter(runs_b.values()))[0]
-    pa, pb = first_a.get("protocol", "xbench"), first_b.get("protocol", "xbench")
+    pa, pb = first_a.protocol, first_b.protocol
     if pa != pb:
         raise CompareError(f"refusing to compare runs of different protocols: A is {pa!r}, B is {pb!r}")
     diffs = []
     for task in sorted(set(runs_a) & set(runs_b)):
         (ra, path_a), (rb, path_b) = runs_a[task], runs_b[task]
-        if ra.get("task_fingerprint") != rb.get("task_fingerprint") or ra.get("task_version") != rb.get("task_version"):
-            for track in sorted(set(ra["tracks"]) & set(rb["tracks"])):
+        if ra.task_fingerprint != rb.task_fingerprint or ra.task_version != rb.task_version:
+            for track in sorted(set(ra.tracks) & set(rb.tracks)):
                 diffs.append(_unpaired(ra, rb, track, "task declarations differ: not comparable"))
             continue
         pred_a, pred_b = predictions_path(path_a), predictions_path(path_b)
         have = pred_a.is_file() and pred_b.is_file()
         preds = (Predictions.read(pred_a), Predictions.read(pred_b)) if have else None
-        for track in sorted(set(ra["tracks"]) & set(rb["tracks"])):
+        for track in sorted(set(ra.tracks) & set(rb.tracks)):
             if preds is None or track not in preds[0].tracks or track not in preds[1].tracks:
                 diffs.append(_unpaired(ra, rb, track, "no predictions.npz: no paired interval"))
                 continue
@@ -445,8 +446,8 @@ def compare_runs(
             )
             diffs.append(d)
     return Comparison(
-        name_a=str(first_a.get("encoder_slug", a)),
-        name_b=str(first_b.get("encoder_slug", b)),
+        name_a=first_a.encoder_slug,
+        name_b=first_b.encoder_slug,
         protocol=pa,
         tasks=diffs,
         only_a=sorted(set(runs_a) - set(runs_b)),
@@ -455,22 +456,22 @@ def compare_runs(
     )
 
 
-def _seed(result: dict[str, Any], track: str) -> int:
+def _seed(result: ResultRecord, track: str) -> int:
     """The task's seed, offset per task and track so that tasks are resampled independently."""
-    return int(result.get("seed", 0)) + zlib.crc32(f"{result['task']}/{track}".encode())
+    return result.seed + zlib.crc32(f"{result.task}/{track}".encode())
 
 
-def _unpaired(ra: dict[str, Any], rb: dict[str, Any], track: str, note: str) -> TaskDifference:
-    ta, tb = ra["tracks"][track], rb["tracks"][track]
+def _unpaired(ra: ResultRecord, rb: ResultRecord, track: str, note: str) -> TaskDifference:
+    ta, tb = ra.tracks[track], rb.tracks[track]
     return TaskDifference(
-        task=ra["task"],
+        task=ra.task,
         track=track,
-        metric=ta.get("metric", ""),
-        weight=float(ra.get("weight", 0.0)),
-        private=bool(ra.get("private", False)),
-        score_a=float(ta["score"]),
-        score_b=float(tb["score"]),
-        diff=float(tb["score"]) - float(ta["score"]),
+        metric=ta.metric,
+        weight=ra.weight,
+        private=ra.private,
+        score_a=ta.score,
+        score_b=tb.score,
+        diff=tb.score - ta.score,
         note=note,
     )
 

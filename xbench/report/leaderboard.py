@@ -11,35 +11,19 @@ whose weight or version differ between inputs. Averages come from
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from xbench.scoring.scores import ScoredTask, aggregate
+from xbench.core.atomic_io import atomic_write_bytes
+from xbench.scoring.record import TABLE_COLUMNS, RecordFormatError, read_records
+from xbench.scoring.table import TRACK_TITLES, averages, complete, encoders, table, task_order, track_order
 
-LONG_COLUMNS = [
-    "encoder",
-    "task",
-    "formal_name",
-    "domain",
-    "private",
-    "track",
-    "metric",
-    "raw",
-    "normalised",
-    "ci_low",
-    "ci_high",
-    "weight",
-    "protocol",
-    "task_version",
-]
-TRACKS = ("mlp", "knn")
-TRACK_TITLES = {"mlp": "MLP", "knn": "kNN"}
+LONG_COLUMNS = TABLE_COLUMNS
 AVERAGE_ROWS = (("public", "Weighted average (public)"), ("all", "Weighted average (all)"))
 # package data, so it is there in an installed wheel too; its source note is xares_published.md beside it
 PUBLISHED_CSV = resources.files("xbench.report.data") / "xares_published.csv"
@@ -54,59 +38,20 @@ class LeaderboardError(ValueError):
 # --------------------------------------------------------------------------------------------------
 
 
-def rows_from_result(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Long rows (one per track) of one per-task result JSON written by :func:`xbench.pipeline.run.evaluate`."""
-    rows = []
-    for track, t in result.get("tracks", {}).items():
-        ci = t.get("ci95") or [None, None]
-        rows.append(
-            {
-                "encoder": result.get("encoder_slug") or result.get("encoder", {}).get("class", "encoder"),
-                "task": result["task"],
-                "formal_name": result.get("formal_name") or result["task"],
-                "domain": result.get("domain", ""),
-                "private": bool(result.get("private", False)),
-                "track": track,
-                "metric": t.get("metric", ""),
-                "raw": t.get("raw"),
-                "normalised": t["score"],
-                "ci_low": ci[0],
-                "ci_high": ci[1],
-                "weight": float(result["weight"]),
-                "protocol": result.get("protocol", "xbench"),
-                "task_version": int(result.get("task_version", 1)),
-            }
-        )
-    return rows
-
-
-def _is_result(obj: Any) -> bool:
-    return isinstance(obj, dict) and "task" in obj and "tracks" in obj and "weight" in obj
-
-
 def _from_csv(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, keep_default_na=True)
-    if "normalised" not in frame.columns and "score" in frame.columns:
-        frame = frame.rename(columns={"score": "normalised"})
-    missing = {"encoder", "task", "track", "normalised", "weight"} - set(frame.columns)
+    have = set(frame.columns) | ({"score"} if "normalised" in frame.columns else set())
+    missing = {"encoder", "task", "track", "score", "weight"} - have
     if missing:
         raise LeaderboardError(f"{path}: not a long results CSV (missing columns {sorted(missing)})")
-    return frame
+    return complete(frame)
 
 
-def _from_json_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            obj = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise LeaderboardError(f"{path}: unreadable JSON ({exc})") from exc
-        if _is_result(obj):
-            rows += rows_from_result(obj)
-        elif isinstance(obj, dict) and isinstance(obj.get("results"), list):
-            for result in obj["results"]:
-                rows += rows_from_result(result)
-    return rows
+def _from_json_files(paths: Sequence[Path]) -> pd.DataFrame:
+    try:
+        return table(record for path in paths for record in read_records(path))
+    except RecordFormatError as exc:
+        raise LeaderboardError(str(exc)) from exc
 
 
 def load_results(source: str | Path) -> pd.DataFrame:
@@ -122,50 +67,20 @@ def load_results(source: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise LeaderboardError(f"{path}: no such results file or folder")
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*.json") if p.name != "summary.json")
-        rows = _from_json_files(found)
-        if not rows:
-            rows = _from_json_files(sorted(path.rglob("summary.json")))
-        frame = pd.DataFrame(rows)
+        frame = _from_json_files(sorted(p for p in path.rglob("*.json") if p.name != "summary.json"))
+        if frame.empty:
+            frame = _from_json_files(sorted(path.rglob("summary.json")))
     elif path.suffix == ".csv":
         frame = _from_csv(path)
     else:
-        frame = pd.DataFrame(_from_json_files([path]))
+        frame = _from_json_files([path])
     if frame.empty:
         raise LeaderboardError(f"{path}: holds no xbench results")
-    frame = _complete(frame)
     if name is not None:
         if frame.encoder.nunique() > 1:
             raise LeaderboardError(f"{name}={path}: cannot rename, it holds {frame.encoder.nunique()} encoders")
         frame["encoder"] = name
     return frame
-
-
-def _complete(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fill optional columns with defaults and order them as :data:`LONG_COLUMNS` (extra columns dropped)."""
-    frame = frame.copy()
-    defaults: dict[str, Any] = {
-        "formal_name": None,
-        "domain": "",
-        "private": False,
-        "metric": "",
-        "raw": float("nan"),
-        "ci_low": float("nan"),
-        "ci_high": float("nan"),
-        "protocol": "xbench",
-        "task_version": 1,
-    }
-    for col, value in defaults.items():
-        if col not in frame.columns:
-            frame[col] = value
-    frame["formal_name"] = frame.formal_name.where(frame.formal_name.notna(), frame.task)
-    frame["domain"] = frame.domain.fillna("").astype(str)
-    frame["private"] = frame.private.map(lambda v: str(v).strip().lower() in ("true", "1", "yes"))
-    frame["encoder"] = frame.encoder.astype(str)
-    for col in ("raw", "normalised", "ci_low", "ci_high", "weight"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    frame["task_version"] = frame.task_version.fillna(1).astype(int)
-    return frame[LONG_COLUMNS].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,52 +118,28 @@ def merge(frames: Sequence[pd.DataFrame], protocol: str | None = None, common_ta
             bad = ", ".join(varying[varying > 1].index)
             raise LeaderboardError(f"task(s) {bad}: {col} differs between inputs; their scores are not comparable")
     if common_tasks:
-        encoders = long.encoder.nunique()
         counts = long.groupby(["task", "track"]).encoder.transform("nunique")
-        long = long[counts == encoders]
+        long = long[counts == long.encoder.nunique()]
     return long.reset_index(drop=True)
-
-
-def scored_tasks(long: pd.DataFrame) -> list[ScoredTask]:
-    """The long rows as :class:`~xbench.scoring.scores.ScoredTask` items (one encoder's rows at a time)."""
-    return [
-        ScoredTask(r.task, r.track, float(r.normalised), float(r.weight), bool(r.private), r.domain, r.protocol)
-        for r in long.itertuples()
-    ]
-
-
-def averages(long: pd.DataFrame) -> pd.DataFrame:
-    """Per encoder: :func:`xbench.scoring.scores.aggregate` rows (track, group, score, tasks, weight)."""
-    rows = []
-    for encoder, part in long.groupby("encoder", sort=False):
-        for row in aggregate(scored_tasks(part)):
-            rows.append({"encoder": encoder, **row})
-    return pd.DataFrame(rows, columns=["encoder", "track", "group", "score", "tasks", "weight"])
-
-
-def _task_order(long: pd.DataFrame) -> list[str]:
-    """X-ARES's order: public tasks by config name, then private tasks by config name."""
-    first = long.drop_duplicates("task").set_index("task")
-    return sorted(first.index, key=lambda t: (bool(first.loc[t, "private"]), t))
 
 
 def wide(long: pd.DataFrame, avg: pd.DataFrame | None = None) -> pd.DataFrame:
     """The README layout: per track, one row per task then the public and all averages; one column per encoder."""
     avg = averages(long) if avg is None else avg
-    encoders = list(dict.fromkeys(long.encoder))
     names = long.drop_duplicates("task").set_index("task")
+    columns = encoders(long)
     rows = []
-    for track in [t for t in TRACKS if t in set(long.track)] + sorted(set(long.track) - set(TRACKS)):
+    for track in track_order(long):
         part = long[long.track == track]
-        for task in [t for t in _task_order(long) if t in set(part.task)]:
-            cells = part[part.task == task].set_index("encoder").normalised
+        for task in [t for t in task_order(long) if t in set(part.task)]:
+            cells = part[part.task == task].set_index("encoder").score
             rows.append(
                 {
                     "track": track,
                     "task": task,
                     "formal_name": names.loc[task, "formal_name"],
                     "private": bool(names.loc[task, "private"]),
-                    **{e: cells.get(e, float("nan")) for e in encoders},
+                    **{e: cells.get(e, float("nan")) for e in columns},
                 }
             )
         for group, title in AVERAGE_ROWS:
@@ -259,10 +150,10 @@ def wide(long: pd.DataFrame, avg: pd.DataFrame | None = None) -> pd.DataFrame:
                     "task": f"average_{group}",
                     "formal_name": title,
                     "private": "",
-                    **{e: cells.get(e, float("nan")) for e in encoders},
+                    **{e: cells.get(e, float("nan")) for e in columns},
                 }
             )
-    return pd.DataFrame(rows, columns=["track", "task", "formal_name", "private", *encoders])
+    return pd.DataFrame(rows, columns=["track", "task", "formal_name", "private", *columns])
 
 
 def markdown(board: pd.DataFrame) -> str:
@@ -293,10 +184,13 @@ def write_leaderboard(long: pd.DataFrame, out: str | Path) -> dict[str, Path]:
         "markdown": out.with_suffix(".md"),
     }
     board = wide(long, avg)
-    board.to_csv(paths["board"], index=False)
-    long.to_csv(paths["long"], index=False)
-    avg.to_csv(paths["averages"], index=False)
-    paths["markdown"].write_text(markdown(board))
+    for key, text in (
+        ("board", board.to_csv(index=False)),
+        ("long", long.to_csv(index=False)),
+        ("averages", avg.to_csv(index=False)),
+        ("markdown", markdown(board)),
+    ):
+        atomic_write_bytes(paths[key], text.encode("utf-8"))
     return paths
 
 
@@ -314,7 +208,7 @@ def load_published(librispeech: str = "readme") -> pd.DataFrame:
         raw["normalised"] = newer.where(newer.notna(), raw.normalised)
     elif librispeech != "readme":
         raise ValueError(f"librispeech must be 'readme' or 'v0.1.3', got {librispeech!r}")
-    return _complete(raw)
+    return complete(raw)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,184 +1,42 @@
-"""Leaderboard plots without matplotlib: per-task grouped bars and a per-domain summary, as SVG and PNG.
+"""Leaderboard plots with matplotlib: per-task grouped bars with 95 % interval whiskers, per-domain averages.
 
-One layout function draws each chart through a small painter interface; :class:`SvgPainter` writes
-SVG elements and :class:`PngPainter` rasterises the same shapes into a numpy canvas (rectangles,
-axis-aligned lines, and text in a built-in 5x7 bitmap font, upper case only), encoded as PNG with
-zlib. Scores are the 0–1 normalised scores; error bars show the 95 % interval where one is known.
+Charts are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas (no pyplot, so no global
+backend state and no figure registry), and written as SVG (text kept as ``<text>``) and PNG through the
+atomic writer. Scores are the 0–1 normalised scores of the results table (:mod:`xbench.scoring.table`);
+whiskers span ``ci_low``–``ci_high`` where a run recorded an interval.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
+import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from xbench.core.atomic_io import atomic_write_bytes
+from xbench.scoring.table import TRACK_TITLES, averages, complete, encoders, task_order, track_order
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
-AXIS, GRID, INK, WHISKER = "#333333", "#dddddd", "#222222", "#444444"
-
-# 5x7 glyphs: seven rows of five bits (bit 4 = leftmost column), as hex pairs.
-# fmt: off
-_FONT_HEX = {
-    " ": "00000000000000", "0": "0E11131519110E", "1": "040C040404040E",
-    "2": "0E11010204081F", "3": "1F02040201110E", "4": "02060A121F0202",
-    "5": "1F101E0101110E", "6": "0608101E11110E", "7": "1F010204080808",
-    "8": "0E11110E11110E", "9": "0E11110F01020C", "A": "0E11111F111111", "B": "1E11111E11111E",
-    "C": "0E11101010110E", "D": "1C12111111121C", "E": "1F10101E10101F",
-    "F": "1F10101E101010", "G": "0E11101711110F", "H": "1111111F111111",
-    "I": "0E04040404040E", "J": "0702020202120C", "K": "11121418141211",
-    "L": "1010101010101F", "M": "111B1515111111", "N": "11111915131111", "O": "0E11111111110E",
-    "P": "1E11111E101010", "Q": "0E11111115120D", "R": "1E11111E141211",
-    "S": "0F10100E01011E", "T": "1F040404040404", "U": "1111111111110E", "V": "11111111110A04",
-    "W": "1111111515150A", "X": "11110A040A1111", "Y": "1111110A040404", "Z": "1F01020408101F",
-    "-": "0000001F000000", ".": "00000000000C0C", ",": "000000000C0408", "/": "00010204081000",
-    "(": "02040808080402", ")": "08040202020408", "_": "0000000000001F", ":": "000C0C000C0C00",
-    "%": "18190204081303", "+": "0004041F040400", "=": "00001F001F0000", "@": "0E11010D15150E",
-    "?": "0E110102040004", "[": "0E08080808080E", "]": "0E02020202020E", "#": "0A0A1F0A1F0A0A",
-    "&": "0C12140815120D", "'": "04040800000000", "*": "0004150E150400", "<": "02040810080402",
-    ">": "08040201020408",
-}
-# fmt: on
-_GLYPHS = {
-    ch: np.array([[(row >> (4 - c)) & 1 for c in range(5)] for row in bytes.fromhex(code)], dtype=bool)
-    for ch, code in _FONT_HEX.items()
-}
-
-
-# --------------------------------------------------------------------------------------------------
-# Painters
-# --------------------------------------------------------------------------------------------------
-
-
-class SvgPainter:
-    """Collects SVG elements; :meth:`finish` returns the document."""
-
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        self.parts: list[str] = [f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>']
-
-    def rect(self, x0: float, y0: float, x1: float, y1: float, color: str, title: str = "") -> None:
-        tip = f"<title>{escape(title)}</title>" if title else ""
-        self.parts.append(
-            f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(0.0, x1 - x0):.1f}" height="{max(0.0, y1 - y0):.1f}" '
-            f'fill="{color}">{tip}</rect>'
-        )
-
-    def line(self, x0: float, y0: float, x1: float, y1: float, color: str, width: float = 1.0) -> None:
-        self.parts.append(
-            f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="{color}" stroke-width="{width}"/>'
-        )
-
-    def text(self, x: float, y: float, s: str, size: float = 11, anchor: str = "start", vertical: bool = False) -> None:
-        """Text with its baseline at ``y`` (or, ``vertical``, reading upwards and ending at ``(x, y)``)."""
-        turn = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if vertical else ""
-        self.parts.append(
-            f'<text x="{x:.1f}" y="{y:.1f}" font-family="DejaVu Sans, Arial, sans-serif" font-size="{size}" '
-            f'fill="{INK}" text-anchor="{anchor}"{turn}>{escape(s)}</text>'
-        )
-
-    def finish(self) -> str:
-        body = "\n".join(self.parts)
-        return (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
-            f'viewBox="0 0 {self.width} {self.height}">\n{body}\n</svg>\n'
-        )
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    c = color.lstrip("#")
-    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
-
-
-def text_bitmap(s: str, scale: int = 1) -> np.ndarray:
-    """``[7·scale, 6·len·scale − scale]`` boolean bitmap of ``s`` in the 5x7 font (upper-cased)."""
-    if not s:
-        return np.zeros((7 * scale, 0), dtype=bool)
-    cols = []
-    for ch in s.upper():
-        cols.append(_GLYPHS.get(ch, _GLYPHS["?"]))
-        cols.append(np.zeros((7, 1), dtype=bool))
-    bitmap = np.concatenate(cols[:-1], axis=1)
-    return np.kron(bitmap, np.ones((scale, scale), dtype=bool)).astype(bool)
-
-
-class PngPainter:
-    """Rasterises the painter calls into an RGB canvas; :meth:`finish` returns PNG bytes."""
-
-    def __init__(self, width: int, height: int) -> None:
-        self.canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-
-    def _fill(self, x0: float, y0: float, x1: float, y1: float, color: str) -> None:
-        h, w = self.canvas.shape[:2]
-        xa, xb = sorted((int(round(x0)), int(round(x1))))
-        ya, yb = sorted((int(round(y0)), int(round(y1))))
-        xa, xb, ya, yb = max(xa, 0), min(xb, w), max(ya, 0), min(yb, h)
-        if xa < xb and ya < yb:
-            self.canvas[ya:yb, xa:xb] = _rgb(color)
-
-    def rect(self, x0: float, y0: float, x1: float, y1: float, color: str, title: str = "") -> None:
-        self._fill(x0, y0, x1, y1, color)
-
-    def line(self, x0: float, y0: float, x1: float, y1: float, color: str, width: float = 1.0) -> None:
-        """Axis-aligned lines only (all the charts need)."""
-        half = max(1.0, width) / 2
-        if abs(x0 - x1) < abs(y0 - y1):
-            self._fill(x0 - half, min(y0, y1), x0 + half, max(y0, y1) + 1, color)
-        else:
-            self._fill(min(x0, x1), y0 - half, max(x0, x1) + 1, y0 + half, color)
-
-    def text(self, x: float, y: float, s: str, size: float = 11, anchor: str = "start", vertical: bool = False) -> None:
-        scale = max(1, int(round(size / 9)))
-        bitmap = text_bitmap(s, scale)
-        if vertical:
-            bitmap = np.rot90(bitmap)  # reads upwards; the text's end is now at the top
-            top = int(round(y)) if anchor == "end" else int(round(y)) - bitmap.shape[0]
-            left = int(round(x)) - bitmap.shape[1] // 2
-        else:
-            width = bitmap.shape[1]
-            shift = {"start": 0, "middle": width // 2, "end": width}[anchor]
-            top, left = int(round(y)) - bitmap.shape[0], int(round(x)) - shift
-        self._blit(bitmap, top, left)
-
-    def _blit(self, bitmap: np.ndarray, top: int, left: int) -> None:
-        h, w = self.canvas.shape[:2]
-        bh, bw = bitmap.shape
-        ya, yb, xa, xb = max(top, 0), min(top + bh, h), max(left, 0), min(left + bw, w)
-        if ya >= yb or xa >= xb:
-            return
-        mask = bitmap[ya - top : yb - top, xa - left : xb - left]
-        self.canvas[ya:yb, xa:xb][mask] = _rgb(INK)
-
-    def finish(self) -> bytes:
-        return encode_png(self.canvas)
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    """An 8-bit RGB PNG of ``rgb [H, W, 3]`` (filter 0 on every row, one zlib IDAT chunk)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w, _ = rgb.shape
-    raw = np.concatenate([np.zeros((h, 1), dtype=np.uint8), rgb.reshape(h, w * 3)], axis=1).tobytes()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-
-
-# --------------------------------------------------------------------------------------------------
-# Charts
-# --------------------------------------------------------------------------------------------------
+WHISKER = "#333333"
+AVERAGE_LABEL = "Weighted average (all)"
+GROUP_LABELS = {"public": "Public tasks", "private": "Private tasks", "all": "All tasks"}
+FORMATS = ("svg", "png")
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "xbench", "font.size": 9}
 
 
 @dataclass
 class BarChart:
-    """Grouped bars: ``values[s, c]`` for series ``s`` (encoders) in category ``c`` (tasks or groups)."""
+    """Grouped bars: ``values[s, c]`` for series ``s`` (encoders) in category ``c`` (tasks or groups).
+
+    ``low``/``high`` (same shape, NaN where unknown) are the whisker ends.
+    """
 
     title: str
     categories: list[str]
@@ -186,112 +44,144 @@ class BarChart:
     values: np.ndarray
     low: np.ndarray | None = None
     high: np.ndarray | None = None
-    ylabel: str = "normalised score"
+    ylabel: str = "normalised score (0–1)"
 
 
-def draw(chart: BarChart, painter_cls: type[Any]) -> Any:
-    """Lay ``chart`` out and paint it with ``painter_cls`` (:class:`SvgPainter` or :class:`PngPainter`)."""
-    n_series, n_cat = len(chart.series), len(chart.categories)
-    bar = 12 if n_series <= 4 else 8
-    group = n_series * bar + 14
-    left, right, top = 56, 20, 48 + 16 * ((n_series + 3) // 4)
-    label_room = 12 + 6 * max([len(c) for c in chart.categories] + [4])
-    plot_h = 260
-    width = max(left + right + n_cat * group, 420)
-    height = top + plot_h + label_room
-    p = painter_cls(width, height)
-    p.text(left, 22, chart.title, size=16)
-    for i, name in enumerate(chart.series):  # legend, four entries per line
-        lx, ly = left + (i % 4) * min(200, (width - left - right) // 4), 36 + 16 * (i // 4)
-        p.rect(lx, ly, lx + 10, ly + 10, PALETTE[i % len(PALETTE)])
-        p.text(lx + 14, ly + 9, name, size=10)
-    y_of = lambda v: top + plot_h * (1.0 - float(np.clip(v, 0.0, 1.0)))  # noqa: E731
-    for tick in np.linspace(0.0, 1.0, 6):
-        y = y_of(tick)
-        p.line(left, y, width - right, y, GRID)
-        p.text(left - 6, y + 4, f"{tick:.1f}", size=10, anchor="end")
-    p.text(14, top + plot_h / 2, chart.ylabel, size=10, anchor="middle", vertical=True)
-    for c, category in enumerate(chart.categories):
-        gx = left + c * group + 7
-        for s in range(n_series):
-            v = chart.values[s, c]
-            if not np.isfinite(v):
-                continue
-            x0 = gx + s * bar
-            p.rect(x0, y_of(v), x0 + bar - 1, y_of(0.0), PALETTE[s % len(PALETTE)], f"{chart.series[s]}: {v:.3f}")
-            if chart.low is not None and chart.high is not None and np.isfinite(chart.low[s, c]):
-                xm, lo, hi = x0 + (bar - 1) / 2, y_of(chart.low[s, c]), y_of(chart.high[s, c])
-                p.line(xm, lo, xm, hi, WHISKER)
-                p.line(xm - 2, lo, xm + 2, lo, WHISKER)
-                p.line(xm - 2, hi, xm + 2, hi, WHISKER)
-        p.text(gx + (n_series * bar) / 2 + 4, top + plot_h + 8, category, size=10, anchor="end", vertical=True)
-    p.line(left, top, left, top + plot_h, AXIS)
-    p.line(left, top + plot_h, width - right, top + plot_h, AXIS)
-    return p.finish()
+def _track_title(track: str) -> str:
+    return f"{TRACK_TITLES.get(track, track)} track"
 
 
-def _long(frame: Any) -> Any:
-    """A leaderboard long frame from a long frame or an :func:`xbench.pipeline.run.evaluate` frame."""
-    from xbench.report.leaderboard import _complete
+def task_chart(frame: Any, track: str, with_average: bool = False) -> BarChart:
+    """Per-task grouped bars of one track (X-ARES task order) with 95 % intervals.
 
-    if "normalised" not in frame.columns and "score" in frame.columns:
-        frame = frame.rename(columns={"score": "normalised"})
-    return _complete(frame)
-
-
-def task_chart(long: Any, track: str) -> BarChart:
-    """Per-task grouped bars of one track (X-ARES task order), with 95 % intervals."""
-    from xbench.report.leaderboard import _task_order
-
-    part = long[long.track == track]
-    encoders = list(dict.fromkeys(long.encoder))
-    tasks = [t for t in _task_order(long) if t in set(part.task)]
+    ``with_average`` adds each encoder's weighted average over all tasks as a last group (no whisker).
+    """
+    part = frame[frame.track == track]
+    series = encoders(frame)
+    tasks = [t for t in task_order(frame) if t in set(part.task)]
     names = part.drop_duplicates("task").set_index("task").formal_name
-    shape = (len(encoders), len(tasks))
-    values, low, high = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    columns = len(tasks) + int(with_average)
+    values, low, high = (np.full((len(series), columns), np.nan) for _ in range(3))
     for r in part.itertuples():
-        s, c = encoders.index(r.encoder), tasks.index(r.task)
-        values[s, c], low[s, c], high[s, c] = r.normalised, r.ci_low, r.ci_high
-    title = f"{track.upper() if track == 'mlp' else track} track: per-task scores"
-    return BarChart(title, [str(names[t]) for t in tasks], encoders, values, low, high)
+        s, c = series.index(r.encoder), tasks.index(r.task)
+        values[s, c], low[s, c], high[s, c] = r.score, r.ci_low, r.ci_high
+    categories = [str(names[t]) for t in tasks]
+    if with_average:
+        avg = averages(frame)
+        for r in avg[(avg.track == track) & (avg.group == "all")].itertuples():
+            values[series.index(r.encoder), -1] = r.score
+        categories.append(AVERAGE_LABEL)
+    return BarChart(f"{_track_title(track)}: per-task scores", categories, series, values, low, high)
 
 
-def domain_chart(long: Any, track: str) -> BarChart:
-    """Weighted averages per domain, then public and all, of one track (:func:`xbench.scoring.scores.aggregate`)."""
-    from xbench.report.leaderboard import averages
-
-    avg = averages(long)
+def domain_chart(frame: Any, track: str) -> BarChart:
+    """Weighted averages per domain, then public, private and all tasks, of one track."""
+    avg = averages(frame)
     avg = avg[avg.track == track]
-    encoders = list(dict.fromkeys(long.encoder))
-    domains = sorted(set(avg.group) - {"all", "public", "private"})
-    groups = domains + [g for g in ("public", "private", "all") if g in set(avg.group)]
-    values = np.full((len(encoders), len(groups)), np.nan)
-    for r in avg.itertuples():
-        if r.group in groups:
-            values[encoders.index(r.encoder), groups.index(r.group)] = r.score
-    title = f"{track.upper() if track == 'mlp' else track} track: weighted averages"
-    return BarChart(title, groups, encoders, values, ylabel="weighted average")
+    series = encoders(frame)
+    domains = sorted(set(avg.group) - set(GROUP_LABELS))
+    groups = domains + [g for g in GROUP_LABELS if g in set(avg.group)]
+    values = np.full((len(series), len(groups)), np.nan)
+    for r in avg[avg.group.isin(groups)].itertuples():
+        values[series.index(r.encoder), groups.index(r.group)] = r.score
+    labels = [GROUP_LABELS.get(g, g[:1].upper() + g[1:]) for g in groups]
+    return BarChart(f"{_track_title(track)}: weighted averages", labels, series, values, ylabel="weighted average")
+
+
+def draw_bars(ax: Any, chart: BarChart) -> None:
+    """Draw ``chart`` on the axes ``ax``: one bar per finite value, whiskers where both ends are finite."""
+    n_series = len(chart.series)
+    width = 0.8 / max(n_series, 1)
+    x = np.arange(len(chart.categories), dtype=float)
+    for s in range(n_series):
+        xs, v = x - 0.4 + width * (s + 0.5), chart.values[s]
+        shown = np.isfinite(v)
+        ax.bar(xs[shown], v[shown], width * 0.92, color=PALETTE[s % len(PALETTE)], label=chart.series[s])
+        if chart.low is None or chart.high is None:
+            continue
+        lo, hi = chart.low[s], chart.high[s]
+        whisker = shown & np.isfinite(lo) & np.isfinite(hi)
+        if whisker.any():
+            mid, half = (lo[whisker] + hi[whisker]) / 2, (hi[whisker] - lo[whisker]) / 2
+            ax.errorbar(xs[whisker], mid, yerr=half, fmt="none", ecolor=WHISKER, elinewidth=0.9, capsize=2.5)
+    ends = np.concatenate([a.ravel() for a in (chart.values, chart.low, chart.high) if a is not None])
+    ends = ends[np.isfinite(ends)]
+    ax.set_ylim(min(0.0, ends.min(initial=0.0)), max(1.0, ends.max(initial=1.0)) + 0.03)
+    ax.set_xticks(x, chart.categories, rotation=35, ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.6, len(chart.categories) - 0.4)
+    ax.set_ylabel(chart.ylabel)
+    ax.set_title(chart.title, loc="left")
+    ax.yaxis.grid(True, color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def figure(charts: Sequence[BarChart], title: str | None = None) -> Figure:
+    """One panel per chart, stacked, with one legend for the series (the charts share them)."""
+    with matplotlib.rc_context(_RC):
+        widest = max(len(c.categories) * max(len(c.series), 1) for c in charts)
+        longest = max(len(label) for c in charts for label in c.categories)
+        width = min(max(6.5, 2.5 + 0.13 * widest + 0.04 * longest), 40.0)
+        height = len(charts) * (3.2 + 0.06 * longest) + (0.4 if title else 0.0)
+        fig = Figure(figsize=(width, height), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(len(charts), 1, squeeze=False)[:, 0]
+        for ax, chart in zip(axes, charts, strict=True):
+            draw_bars(ax, chart)
+        series = charts[0].series
+        handles = [Patch(color=PALETTE[s % len(PALETTE)], label=name) for s, name in enumerate(series)]
+        fig.legend(handles=handles, loc="outside right upper", frameon=False)
+        if title:
+            fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
+    """Write ``<stem>.svg`` and ``<stem>.png`` atomically; the paths."""
+    stem = Path(stem)
+    written = []
+    for fmt in FORMATS:
+        buf = io.BytesIO()
+        with matplotlib.rc_context(_RC):
+            if fmt == "svg":
+                fig.savefig(buf, format="svg", metadata={"Date": None})
+            else:
+                fig.savefig(buf, format="png", dpi=130)
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        atomic_write_bytes(path, buf.getvalue())
+        written.append(path)
+    return written
 
 
 def write_plots(frame: Any, folder: str | Path) -> list[Path]:
     """Write ``tasks_<track>`` and ``domains_<track>`` charts as ``.svg`` and ``.png`` into ``folder``.
 
-    ``frame`` is a leaderboard long frame or the frame returned by :func:`xbench.pipeline.run.evaluate`.
+    ``frame`` is a results table: a leaderboard long frame or the frame of :func:`xbench.pipeline.run.evaluate`.
     """
-    long = _long(frame)
+    table = complete(frame)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for track in [t for t in ("mlp", "knn") if t in set(long.track)] + sorted(set(long.track) - {"mlp", "knn"}):
-        for stem, chart in (
-            (f"tasks_{track}", task_chart(long, track)),
-            (f"domains_{track}", domain_chart(long, track)),
-        ):
-            svg, png = folder / f"{stem}.svg", folder / f"{stem}.png"
-            atomic_write_bytes(svg, draw(chart, SvgPainter).encode("utf-8"))
-            atomic_write_bytes(png, draw(chart, PngPainter))
-            written += [svg, png]
+    for track in track_order(table):
+        written += save_figure(figure([task_chart(table, track)]), folder / f"tasks_{track}")
+        written += save_figure(figure([domain_chart(table, track)]), folder / f"domains_{track}")
     return written
 
 
-__all__ = ["BarChart", "PngPainter", "SvgPainter", "draw", "encode_png", "text_bitmap", "write_plots"]
+def write_overview(frame: Any, stem: str | Path, title: str | None = None) -> list[Path]:
+    """The demo's chart: per-task bars with intervals and each encoder's weighted average, one panel per track."""
+    table = complete(frame)
+    charts = [task_chart(table, track, with_average=True) for track in track_order(table)]
+    return save_figure(figure(charts, title), stem)
+
+
+__all__ = [
+    "BarChart",
+    "domain_chart",
+    "draw_bars",
+    "figure",
+    "save_figure",
+    "task_chart",
+    "write_overview",
+    "write_plots",
+]

@@ -1,9 +1,11 @@
 """README command 1's engine: build the offline suite, score a few encoders on it, write a leaderboard.
 
 ``python -m xbench.suites.demo`` (called by ``scripts/demo.sh``) builds the suite if needed, runs each encoder
-through :func:`xbench.pipeline.run.evaluate` on both tracks, prints one table, and writes (``<results>`` defaults
-to ``results/runs/offline``) ``<results>/leaderboard.csv`` (one row per encoder x task x track, then the
-weighted averages) and ``<results>/leaderboard.png`` (scores per task, one panel per track).
+through :func:`xbench.pipeline.run.evaluate` on both tracks and prints the leaderboard. Into ``<results>``
+(default ``results/runs/offline``) it writes :func:`xbench.report.leaderboard.write_leaderboard`'s files
+(``leaderboard.csv`` in X-ARES's README layout with the weighted averages, ``leaderboard-long.csv``,
+``leaderboard-averages.csv``, ``leaderboard.md``) and ``leaderboard.png`` / ``leaderboard.svg`` (per-task scores
+with their 95 % intervals and each encoder's weighted average, one panel per track).
 """
 
 from __future__ import annotations
@@ -12,17 +14,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from xbench.pipeline.run import RunOptions, averages, evaluate
+from xbench.pipeline.run import RunOptions, evaluate
+from xbench.report.leaderboard import merge, write_leaderboard
+from xbench.report.plots import write_overview
 from xbench.suites.offline import SUITE, SuiteError, build_suite, default_suite_dir, suite_tasks
 from xbench.suites.offline.builder import default_jobs, read_manifest
-from xbench.suites.offline.plot import bar_chart
 
 DEFAULT_ENCODERS = ("logmel", "resemblyzer", "openwakeword")
-COLUMNS = ("encoder", "task", "track", "metric", "raw", "score", "ci_low", "ci_high", "weight", "test_count")
 
 
 def ensure_suite(folder: Path, small: bool, rebuild: bool, partial: bool) -> Path:
@@ -33,47 +32,6 @@ def ensure_suite(folder: Path, small: bool, rebuild: bool, partial: bool) -> Pat
     if rebuild or manifest is None or manifest.get("size") != wanted:
         build_suite(folder, small=small, partial=partial, jobs=default_jobs())
     return tasks_dir
-
-
-def leaderboard(frames: dict[str, Any]) -> Any:
-    """One table: per-task rows of every encoder and track, then each encoder's weighted averages."""
-    import pandas as pd
-
-    rows = []
-    for name, frame in frames.items():
-        for r in frame.itertuples():
-            rows.append({"encoder": name, "task": r.task, "track": r.track, "metric": r.metric, "raw": r.raw,
-                         "score": r.score, "ci_low": r.ci_low, "ci_high": r.ci_high, "weight": r.weight,
-                         "test_count": r.test_count})  # fmt: skip
-        for avg in averages(frame):
-            if avg["group"] != "all":
-                continue
-            rows.append({"encoder": name, "task": "weighted_average", "track": avg["track"], "metric": "score",
-                         "raw": avg["score"], "score": avg["score"], "ci_low": np.nan, "ci_high": np.nan,
-                         "weight": float(frame[frame.track == avg["track"]].weight.sum()),
-                         "test_count": np.nan})  # fmt: skip
-    return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
-def table_text(board: Any) -> str:
-    """Scores as text: rows = task, columns = encoder/track."""
-    wide = board.pivot_table(index="task", columns=["encoder", "track"], values="score", aggfunc="first", sort=False)
-    return wide.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")
-
-
-def plot(board: Any, path: Path, title: str) -> None:
-    """Grouped bars per task (and the weighted average), one panel per track."""
-    encoders = list(dict.fromkeys(board.encoder))
-    tasks = list(dict.fromkeys(t for t in board.task if t != "weighted_average")) + ["weighted_average"]
-    labels = [t.removeprefix("offline_").replace("weighted_average", "average").replace("instrument_", "instr ")
-              for t in tasks]  # fmt: skip
-    panels = []
-    for track in ("mlp", "knn"):
-        values = np.full((len(encoders), len(tasks)), np.nan)
-        for r in board[board.track == track].itertuples():
-            values[encoders.index(r.encoder), tasks.index(r.task)] = r.score
-        panels.append((f"{track.upper()} track: test score (0-1)", values))
-    bar_chart(path, title, labels, encoders, panels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for the 95%% intervals")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    names = [e.strip() for e in args.encoders.split(",") if e.strip()]
+    if not names or len(set(names)) < len(names):
+        print(f"error: --encoders needs distinct zoo names, got {args.encoders!r}", file=sys.stderr)
+        return 2
     folder = Path(args.suite_dir) if args.suite_dir else default_suite_dir(small=args.small)
     try:
         tasks = suite_tasks(SUITE, ensure_suite(folder, args.small, args.rebuild, args.partial))
@@ -95,19 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = Path(args.results)
     opts = RunOptions(output_dir=str(results / "runs"), bootstrap_rounds=args.bootstrap, show_progress=False)
-    frames = {}
-    for name in [e.strip() for e in args.encoders.split(",") if e.strip()]:
+    frames = []
+    for name in names:
         t0 = time.perf_counter()
-        frames[name] = evaluate(name, tasks, opts)
+        frames.append(evaluate(name, tasks, opts).assign(encoder=name))
         print(f"[demo] {name}: {len(tasks)} tasks in {time.perf_counter() - t0:.0f} s", flush=True)
-    board = leaderboard(frames)
-    results.mkdir(parents=True, exist_ok=True)
-    board.to_csv(results / "leaderboard.csv", index=False, float_format="%.4f")
+    long = merge(frames)
+    paths = write_leaderboard(long, results / "leaderboard.csv")
     size = "small" if args.small else "full"
-    plot(board, results / "leaderboard.png", f"xbench offline suite ({size}), held-out test splits")
-    print(table_text(board))
-    print(f"[demo] wrote {results / 'leaderboard.csv'} and {results / 'leaderboard.png'} "
-          f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
+    charts = write_overview(long, results / "leaderboard", f"xbench offline suite ({size}), held-out test splits")
+    print(paths["markdown"].read_text(encoding="utf-8"), end="")
+    written = ", ".join(str(p) for p in [*paths.values(), *charts])
+    print(f"[demo] wrote {written} ({time.perf_counter() - started:.0f} s)")
     return 0
 
 
