@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from xbench.data.writer import write_audio_shards
-from xbench.embed.cache import marker_path
 from xbench.embed import encode as embed_mod
+from xbench.embed.cache import marker_path
 from xbench.encoders.baselines import LogMelEncoder
 from xbench.pipeline.run import RunOptions, evaluate, summary_table
 from xbench.taskspec.config import LabelSpec, TaskConfig
@@ -195,3 +195,16 @@ def test_top_level_api_accepts_task_names(toy, monkeypatch):
     assert list(frame.task) == ["toy_tones"]
     with pytest.raises(LookupError, match="no_such_task"):
         xbench.evaluate(LogMelEncoder(), ["no_such_task"], _opts(root))
+
+
+def test_a_track_the_task_lacks_gives_an_empty_result(toy):
+    """`tracks=("knn",)` on a task without kNN: a result with no tracks, no predictions file, no error."""
+    import dataclasses
+
+    root, tasks_dir = toy
+    task = dataclasses.replace(get_task("toy_tones", tasks_dir), do_knn=False)
+    frame = evaluate(LogMelEncoder(), [task], _opts(root, tracks=("knn",)))
+    assert frame.empty
+    (path,) = (root / "out").rglob("toy_tones@v1.json")
+    assert json.loads(path.read_text())["tracks"] == {}
+    assert not list(path.parent.glob("*.npz"))

@@ -24,21 +24,46 @@ import numpy as np
 
 from xbench.scoring.metrics import METRICS
 
-TASK_TYPES = ("clip", "frame", "contrastive", "asr")
 DOMAINS = ("speech", "sound", "music")
 LABEL_KINDS = ("class", "index", "binary_map", "multilabel", "events", "notes", "text", "captions")
-# which label kinds each task type accepts
-KINDS_OF_TASK_TYPE = {
-    "clip": ("class", "index", "binary_map", "multilabel"),
-    "frame": ("events", "notes"),
-    "contrastive": ("captions",),
-    "asr": ("text",),
-}
+
+
+@dataclass(frozen=True)
+class TaskTypeInfo:
+    """What a task type accepts: the label kinds of its declarations, and whether it needs ``output_dim``."""
+
+    label_kinds: tuple[str, ...]
+    needs_output_dim: bool = True
+
+
+TASK_TYPES: dict[str, TaskTypeInfo] = {}
+"""Every task type by name. Scoring a type is :func:`xbench.pipeline.scorers.register_scorer`'s part."""
+
+
+def register_task_type(
+    name: str, label_kinds: Iterable[str], needs_output_dim: bool = True, replace: bool = False
+) -> TaskTypeInfo:
+    """Add a task type to :data:`TASK_TYPES` (a name already there is an error unless ``replace``)."""
+    if not isinstance(name, str) or not _IDENT_RE.match(name):
+        raise ValueError(f"task type {name!r} must be an identifier")
+    if name in TASK_TYPES and not replace:
+        raise ValueError(f"task type {name!r} is already registered")
+    kinds = tuple(label_kinds)
+    unknown = [k for k in kinds if k not in LABEL_KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"task type {name!r}: label kinds must be some of {LABEL_KINDS}, got {kinds!r}")
+    TASK_TYPES[name] = info = TaskTypeInfo(kinds, bool(needs_output_dim))
+    return info
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CHECKSUM_RE = re.compile(r"^(md5:[0-9a-f]{32}|sha256:[0-9a-f]{64})$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+register_task_type("clip", ("class", "index", "binary_map", "multilabel"))
+register_task_type("frame", ("events", "notes"))
+register_task_type("contrastive", ("captions",), needs_output_dim=False)
+register_task_type("asr", ("text",), needs_output_dim=False)
 
 
 class TaskConfigError(ValueError):
@@ -397,7 +422,7 @@ class TaskConfig:
             if not isinstance(getattr(self, fld), bool):
                 raise bad(fld, f"must be a bool, got {getattr(self, fld)!r}")
         if self.task_type not in TASK_TYPES:
-            raise bad("task_type", f"{self.task_type!r} is not one of {TASK_TYPES}")
+            raise bad("task_type", f"{self.task_type!r} is not one of {tuple(TASK_TYPES)}")
         if self.domain not in DOMAINS:
             raise bad("domain", f"{self.domain!r} is not one of {DOMAINS}")
         if not _is_number(self.eval_weight) or self.eval_weight < 0:
@@ -504,11 +529,12 @@ class TaskConfig:
             put("labels", labels)
         if not isinstance(labels, LabelSpec):
             raise bad("labels", f"must be a LabelSpec, got {type(labels).__name__}")
-        if labels.kind not in KINDS_OF_TASK_TYPE[self.task_type]:
+        type_info = TASK_TYPES[self.task_type]
+        if labels.kind not in type_info.label_kinds:
             raise bad("labels", f"kind {labels.kind!r} does not fit task_type {self.task_type!r}")
         out = self.output_dim
         if out is None:
-            if self.task_type in ("clip", "frame"):
+            if type_info.needs_output_dim:
                 raise bad("output_dim", f"a {self.task_type} task needs output_dim (number of classes)")
         elif not _is_int(out) or out < 1:
             raise bad("output_dim", f"must be a positive int, got {out!r}")

@@ -1,0 +1,428 @@
+"""Scorers: how each task type turns its cached embeddings into track results, registered by type.
+
+A scorer takes a :class:`ScoreInput` (the task, its loaded cache splits, the run options, the encoder's
+hop) and returns :class:`Scored`: ``{track: {"metric", "raw", "score", "folds", "ci95", ...}}`` plus,
+optionally, per-item test predictions for ``xbench compare``. :class:`xbench.pipeline.run.TaskRunner`
+looks the scorer up by ``task.task_type``; a new task type is one :func:`register_scorer` call here and
+one :func:`xbench.taskspec.config.register_task_type` call (which label kinds it accepts).
+
+Built in (X-ARES 0.1.3, ``xares/task.py``, ``xares/trainer.py``):
+
+* ``clip``: the MLP probe on pooled vectors (:mod:`xbench.probes.linear`) and the kNN track;
+* ``frame``: the MLP probe per frame, no kNN;
+* ``contrastive``: the audio-text retrieval probe (:mod:`xbench.probes.retrieval`), MLP track only;
+* ``asr``: the adapter into a frozen decoder (:mod:`xbench.probes.asr`), MLP track only.
+
+Every interval is a 95 % bootstrap of the test items within each fold (:func:`bootstrap_interval`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from xbench.embed.cache import EmbeddedUnit, concat_units
+from xbench.probes.knn import knn_scores
+from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets, train_probe
+from xbench.scoring.metrics import CLIP_METRICS, METRICS, accuracy
+from xbench.scoring.scores import bootstrap_interval
+from xbench.taskspec.config import TaskConfig
+
+if TYPE_CHECKING:
+    from xbench.pipeline.run import RunOptions
+
+
+def split_roles(task: TaskConfig) -> list[tuple[str, str, str, str]]:
+    """(fold label, train split(s), valid split, test split) per evaluation round; splits comma-joined."""
+    if task.k_fold_splits is None:
+        return [("", task.train_split, task.valid_split, task.test_split)]
+    folds = [str(k) for k in task.k_fold_splits]
+    return [(k, ",".join(f for f in folds if f != k), k, k) for k in folds]
+
+
+@dataclass
+class ScoreInput:
+    """What a scorer gets: the task, its cache splits by name, the run options, the encoder's hop (ms)."""
+
+    task: TaskConfig
+    splits: dict[str, EmbeddedUnit]
+    options: RunOptions
+    hop: float
+
+    def unit(self, names: str) -> EmbeddedUnit:
+        """The cached items of one or more (comma-joined) splits, in order."""
+        return concat_units([self.splits[n] for n in names.split(",")])
+
+    def folds(self) -> list[tuple[str, EmbeddedUnit, EmbeddedUnit, EmbeddedUnit]]:
+        """(fold label, train, valid, test) units per evaluation round (see :func:`split_roles`)."""
+        return [(k, self.unit(tr), self.unit(va), self.unit(te)) for k, tr, va, te in split_roles(self.task)]
+
+
+@dataclass
+class Scored:
+    """A scorer's result: the result JSON's ``tracks`` and, for ``xbench compare``, test predictions.
+
+    ``predictions``: ``({fold: test item keys}, {track: {fold: (scores or logits, ProbeData)}})`` as
+    :func:`xbench.report.compare.write_predictions` takes them, or None.
+    """
+
+    tracks: dict[str, dict[str, Any]]
+    predictions: tuple[dict[str, list[str]], dict[str, Any]] | None = None
+
+
+ScoreFn = Callable[[ScoreInput], Scored]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A registered scorer and the run options its results depend on ({run_settings key: fn(options)})."""
+
+    task_type: str
+    score: ScoreFn
+    settings: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+
+
+SCORERS: dict[str, Scorer] = {}
+"""Every scorer by task type, in registration order."""
+
+
+def register_scorer(
+    task_type: str, settings: Mapping[str, Callable[[Any], Any]] | None = None, replace: bool = False
+) -> Callable[[ScoreFn], ScoreFn]:
+    """Decorator: ``fn(ScoreInput) -> Scored`` scores tasks of ``task_type``.
+
+    ``settings`` names the run options that change this type's results, as {key: fn(RunOptions)}; a saved
+    result is reused only when they match (every registered key appears in every result's
+    ``run_settings``, None for the other types).
+    """
+
+    def add(fn: ScoreFn) -> ScoreFn:
+        if task_type in SCORERS and not replace:
+            raise ValueError(f"a scorer for task_type {task_type!r} is already registered")
+        SCORERS[task_type] = Scorer(task_type, fn, dict(settings or {}))
+        return fn
+
+    return add
+
+
+def get_scorer(task: TaskConfig) -> Scorer:
+    """The scorer of ``task``'s type; ``NotImplementedError`` when none is registered."""
+    scorer = SCORERS.get(task.task_type)
+    if scorer is None:
+        raise NotImplementedError(
+            f"task {task.name}: task_type {task.task_type!r} is not supported yet (only {tuple(SCORERS)})"
+        )
+    return scorer
+
+
+def scorer_settings(task: TaskConfig, options: RunOptions) -> dict[str, Any]:
+    """The run-settings entries of every registered scorer: ``task``'s own values, None for the others'."""
+    own = get_scorer(task).settings
+    keys = dict.fromkeys(key for scorer in SCORERS.values() for key in scorer.settings)
+    return {key: own[key](options) if key in own else None for key in keys}
+
+
+def _training(task: TaskConfig, options: RunOptions) -> dict[str, Any]:
+    """The task's probe-training settings, as every probe config (linear, retrieval, ASR) names them."""
+    return {
+        "epochs": task.epochs,
+        "learning_rate": task.learning_rate,
+        "batch_size": task.batch_size_train,
+        "batch_size_valid": task.batch_size_valid,
+        "valid_every": task.valid_every,
+        "seed": task.seed,
+        "device": options.device,
+    }
+
+
+# -- clip and frame tasks: the MLP probe (and kNN for clips) -----------------------------------------
+
+
+DataFn = Callable[[TaskConfig, EmbeddedUnit, float], ProbeData]
+MetricFn = Callable[[TaskConfig, float], Callable[[Any, ProbeData], float]]
+
+
+def _clip_metric(task: TaskConfig, hop: float) -> Callable[[Any, ProbeData], float]:
+    """``fn(scores, data) -> raw metric`` of a clip probe: a metric of the table that takes ``[N, C]`` scores."""
+    fn = CLIP_METRICS.get(task.metric)
+    if fn is None:
+        raise NotImplementedError(f"task {task.name}: metric {task.metric!r} is not supported for clip probes")
+    return lambda logits, data: fn(logits, data.targets.numpy())
+
+
+def _frame_metric(task: TaskConfig, hop: float) -> Callable[[Any, ProbeData], float]:
+    """``fn(logits, data) -> raw metric`` of a frame probe: segment F1 over ``segment_length_in_s`` (default 1 s).
+
+    Only the segment-F1 metrics: ``xbench compare`` recomputes frame metrics from binarised frame predictions.
+    """
+    if task.metric not in ("segmentf1_macro", "segmentf1_micro"):
+        raise NotImplementedError(
+            f"task {task.name}: frame probes are scored by segmentf1_macro or segmentf1_micro, not {task.metric!r}"
+        )
+    fn = METRICS[task.metric].fn
+    seg = float(dict(task.metric_args).get("segment_length_in_s", 1.0))
+    return lambda logits, data: fn(logits, [t.numpy() for t in data.targets], hop, seg)
+
+
+def _subset(data: ProbeData, idx: np.ndarray) -> ProbeData:
+    if data.frame_level:
+        return ProbeData([data.inputs[i] for i in idx], [data.targets[i] for i in idx])
+    t = torch.as_tensor(idx, dtype=torch.long)
+    return ProbeData(data.inputs[t], data.targets[t])
+
+
+def _clip_data(task: TaskConfig, unit: EmbeddedUnit, hop: float) -> ProbeData:
+    targets = stack_targets([task.encode_label(m) for m in unit.meta])
+    return ProbeData(torch.from_numpy(unit.pooled.astype(np.float32)), targets)
+
+
+def _frame_data(task: TaskConfig, unit: EmbeddedUnit, hop: float) -> ProbeData:
+    xs, ys = [], []
+    for i, meta in enumerate(unit.meta):
+        frames = torch.from_numpy(unit.clip_frames(i).astype(np.float32))
+        xs.append(frames)
+        ys.append(torch.from_numpy(task.frame_targets(meta, hop, len(frames)).T.astype(np.float32)))  # [T, C]
+    return ProbeData(xs, ys)
+
+
+def _accuracy_interval(tests: dict[str, tuple[Any, ProbeData]], rounds: int, seed: int) -> tuple[float, float]:
+    """Bootstrap of accuracy from per-item correctness (the same draws as :func:`_interval`)."""
+    correct = {
+        fold: (np.asarray(scores).argmax(axis=-1) == data.targets.numpy()).astype(np.float64)
+        for fold, (scores, data) in tests.items()
+    }
+    sizes = {fold: len(c) for fold, c in correct.items()}
+
+    def resampled(draw: dict[str, np.ndarray]) -> float:
+        return float(np.mean([correct[fold][idx].mean() for fold, idx in draw.items()]))
+
+    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed)
+
+
+def _interval(tests: dict[str, tuple[Any, ProbeData]], fn: Any, rounds: int, seed: int) -> tuple[float, float]:
+    sizes = {fold: len(data) for fold, (_, data) in tests.items()}
+
+    def resampled(draw: dict[str, np.ndarray]) -> float:
+        vals = []
+        for fold, idx in draw.items():
+            logits, data = tests[fold]
+            picked = [logits[i] for i in idx] if isinstance(logits, list) else logits[idx]
+            vals.append(fn(picked, _subset(data, idx)))
+        return float(np.mean(vals))
+
+    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed)
+
+
+def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bool) -> Scored:
+    """MLP probe per fold (and kNN when ``knn``): raw metric, 0–1 score, folds, 95 % interval per track.
+
+    ``data_of(task, unit, hop)`` builds a split's probe data, ``metric_of(task, hop)`` the metric function.
+    """
+    task, opts = inp.task, inp.options
+    metric = metric_of(task, inp.hop)
+    direction = 1.0 if task.higher_is_better else -1.0
+
+    def selection(logits: Any, data: ProbeData) -> float:  # higher is better for model selection
+        return direction * metric(logits, data)
+
+    folds_mlp, folds_knn, tests_mlp, tests_knn = [], [], {}, {}
+    test_keys: dict[str, list[str]] = {}
+    for fold, *units in inp.folds():
+        train, valid, test = (data_of(task, u, inp.hop) for u in units)
+        test_keys[fold] = units[2].keys
+        if "mlp" in opts.tracks:
+            cfg = ProbeConfig(
+                **_training(task, opts),
+                loss="bce" if task.criterion == "BCEWithLogitsLoss" else "cross_entropy",
+                pos_weight=task.criterion_args.get("pos_weight"),
+            )
+            result = train_probe(train, valid, task.output_dim, cfg, selection)
+            logits = predict(result.model, test, cfg.batch_size_valid or cfg.batch_size, opts.device)
+            folds_mlp.append(metric(logits, test))
+            tests_mlp[fold] = (logits, test)
+        if "knn" in opts.tracks and task.do_knn and knn:
+            x_train, y_train = train.inputs.numpy(), train.targets.numpy()
+            scores = knn_scores(x_train, y_train, test.inputs.numpy(), task.output_dim, protocol=opts.protocol)
+            folds_knn.append(accuracy(scores, test.targets.numpy()))
+            tests_knn[fold] = (scores, test)
+    tracks = {}
+    for track, folds, tests in (("mlp", folds_mlp, tests_mlp), ("knn", folds_knn, tests_knn)):
+        if not folds:
+            continue
+        raw = float(np.mean(folds))
+        rounds = opts.bootstrap_rounds
+        if track == "knn" or task.metric == "accuracy":
+            lo, hi = _accuracy_interval(tests, rounds, task.seed)
+        else:
+            lo, hi = _interval(tests, metric, rounds, task.seed)
+        norm = task.normalised_score if track == "mlp" else (lambda r: float(r))
+        tracks[track] = {
+            "metric": task.metric if track == "mlp" else "accuracy",
+            "raw": raw,
+            "score": norm(raw),
+            "folds": [float(f) for f in folds],
+            "ci95": sorted([norm(lo), norm(hi)]),
+        }
+    predictions = (test_keys, {"mlp": tests_mlp, "knn": tests_knn}) if tests_mlp or tests_knn else None
+    return Scored(tracks, predictions)
+
+
+@register_scorer("clip")
+def score_clip(inp: ScoreInput) -> Scored:
+    """Clip tasks: the MLP probe on pooled vectors and the kNN track (when the task has ``do_knn``)."""
+    return _probe_tracks(inp, _clip_data, _clip_metric, knn=True)
+
+
+@register_scorer("frame")
+def score_frame(inp: ScoreInput) -> Scored:
+    """Frame tasks: the MLP probe on every frame (targets at the encoder's hop); no kNN track."""
+    return _probe_tracks(inp, _frame_data, _frame_metric, knn=False)
+
+
+# -- contrastive and asr tasks: their own probe, MLP track only ---------------------------------------
+
+FoldScore = tuple[Callable[[np.ndarray], float], int, dict[str, Any]]
+"""(raw metric on a subset of test items, test item count, probe description) of one fold."""
+
+
+def _fold_track(inp: ScoreInput, score_fold: Callable[[EmbeddedUnit, EmbeddedUnit, EmbeddedUnit], FoldScore]) -> Scored:
+    """MLP-track entry of a task scored by its own probe: per fold, raw metric, score, bootstrap CI.
+
+    The interval resamples test items (Clotho: clips with all their captions as queries against the
+    fixed test gallery; ASR: utterances) within every fold.
+    """
+    task = inp.task
+    if "mlp" not in inp.options.tracks:
+        return Scored({})
+    folds, subsets, sizes, probes = [], {}, {}, []
+    for fold, *units in inp.folds():
+        on_subset, size, probe = score_fold(*units)
+        folds.append(on_subset(np.arange(size)))
+        subsets[fold], sizes[fold] = on_subset, size
+        probes.append(probe)
+
+    def resampled(draw: dict[str, np.ndarray]) -> float:
+        return float(np.mean([subsets[fold](idx) for fold, idx in draw.items()]))
+
+    lo, hi = bootstrap_interval(resampled, sizes, rounds=inp.options.bootstrap_rounds, seed=task.seed)
+    raw = float(np.mean(folds))
+    track = {
+        "metric": task.metric,
+        "raw": raw,
+        "score": task.normalised_score(raw),
+        "folds": [float(f) for f in folds],
+        "ci95": sorted([task.normalised_score(lo), task.normalised_score(hi)]),
+        "probe": probes[0] if len(probes) == 1 else probes,
+    }
+    return Scored({"mlp": track})
+
+
+@register_scorer("contrastive", settings={"text_tokenizer": lambda opts: opts.text_tokenizer})
+def score_contrastive(inp: ScoreInput) -> Scored:
+    """Audio-text retrieval (Clotho): the retrieval probe per fold, scored by R@1 (``recallatk_r1``)."""
+    from xbench.probes import retrieval as rp
+
+    task, opts = inp.task, inp.options
+    loaded: list[tuple[Any, str]] = []  # the tokenizer, loaded on first use
+
+    def score_fold(train: EmbeddedUnit, valid: EmbeddedUnit, test: EmbeddedUnit) -> FoldScore:
+        if task.metric != "recallatk_r1":
+            raise NotImplementedError(f"task {task.name}: contrastive tasks are scored by recallatk_r1 only")
+        if not loaded:
+            loaded.append(rp.resolve_tokenizer(opts.text_tokenizer))
+        tokenizer, source = loaded[0]
+        cfg = rp.RetrievalConfig(**_training(task, opts))
+        data = [
+            rp.RetrievalData(torch.from_numpy(u.pooled.astype(np.float32)), [task.encode_label(m) for m in u.meta])
+            for u in (train, valid, test)
+        ]
+        result = rp.train_retrieval_probe(data[0], data[1], tokenizer, cfg)
+        k = data[2].captions_per_clip()
+        audio, text = rp.embed(result.model, data[2], tokenizer, cfg.batch_size_valid or cfg.batch_size, cfg.device)
+        a2t, t2a = rp.retrieval_hits(audio, text, k)
+        probe = {
+            "probe": "RetrievalProbe",
+            "tokenizer": source,
+            "vocab_size": len(tokenizer),
+            "hidden": cfg.hidden,
+            "captions_per_clip": k,
+            "best_epoch": result.best_epoch,
+            "best_valid": result.best_valid,
+            "recall_a2t": float(a2t.mean()),
+            "recall_t2a": float(t2a.mean()),
+        }
+        return (lambda idx: rp.recall_from_hits(a2t[idx], t2a[idx])), len(a2t), probe
+
+    return _fold_track(inp, score_fold)
+
+
+@register_scorer(
+    "asr", settings={"asr": lambda opts: [opts.asr_decoder, opts.asr_max_new_tokens, opts.asr_valid_utterances]}
+)
+def score_asr(inp: ScoreInput) -> Scored:
+    """Speech recognition (LibriSpeech): the adapter into a frozen decoder per fold, scored by (i)WER."""
+    from xbench.probes import asr as ap
+
+    task, opts = inp.task, inp.options
+    loaded: list[tuple[Any, Any, str]] = []  # the decoder, loaded on first use
+
+    def score_fold(train: EmbeddedUnit, valid: EmbeddedUnit, test: EmbeddedUnit) -> FoldScore:
+        if task.metric not in ("WER_inv", "WER"):
+            raise NotImplementedError(f"task {task.name}: asr tasks are scored by WER_inv or WER only")
+        if not loaded:
+            loaded.append(ap.load_decoder(opts.asr_decoder, opts.device))
+        decoder, tokenizer, name = loaded[0]
+        xares = opts.protocol == "xares"
+        cfg = ap.AsrConfig(
+            **_training(task, opts),
+            validation="teacher_forced" if xares else "greedy",
+            valid_max_utterances=None if xares else opts.asr_valid_utterances,
+            max_new_tokens=opts.asr_max_new_tokens,
+            repetition_penalty=1.1 if xares else 1.0,
+        )
+        data = [
+            ap.AsrData(
+                [torch.from_numpy(u.clip_frames(i).astype(np.float32)) for i in range(len(u))],
+                [task.encode_label(m) for m in u.meta],
+            )
+            for u in (train, valid, test)
+        ]
+        result = ap.train_asr_probe(data[0], data[1], decoder, tokenizer, cfg)
+        test_data = data[2]
+        bs = cfg.batch_size_valid or cfg.batch_size
+        hyps = ap.transcribe(result.model, test_data, bs, cfg.max_new_tokens, cfg.repetition_penalty)
+        errors, words = ap.utterance_errors(test_data.texts, hyps)
+        adapter = result.model.adapter
+        probe = {
+            "probe": "AsrProbe",
+            "decoder": name,
+            "adapter_hidden": adapter.fc_1.out_features,
+            "d_model": adapter.proj.out_features,
+            "validation": cfg.validation,
+            "valid_max_utterances": cfg.valid_max_utterances,
+            "decoding": {
+                "do_sample": False,
+                "num_beams": 1,
+                "max_new_tokens": cfg.max_new_tokens,
+                "repetition_penalty": cfg.repetition_penalty,
+            },
+            "best_epoch": result.best_epoch,
+            "best_valid": result.best_valid,
+            "wer": float(errors.sum() / max(words.sum(), 1)),
+            "examples": [{"ref": r, "hyp": h} for r, h in zip(test_data.texts[:5], hyps[:5], strict=True)],
+        }
+
+        def on_subset(idx: np.ndarray) -> float:
+            total = int(words[idx].sum())
+            if total == 0:
+                raise ValueError("no reference words in this resample")
+            wer = float(errors[idx].sum()) / total
+            return wer if task.metric == "WER" else max(0.0, 1.0 - wer)
+
+        return on_subset, len(errors), probe
+
+    return _fold_track(inp, score_fold)
