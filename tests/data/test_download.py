@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -19,12 +18,12 @@ from pathlib import Path
 import pytest
 from fake_zenodo import FakeZenodo
 
+from xbench.cli import main
 from xbench.core.paths import record_dir
 from xbench.data import download as download_mod
 from xbench.data.download import (
     MARKER_NAME,
     RECORD_CACHE_NAME,
-    add_download_command,
     download_tasks,
     is_downloaded,
     read_marker,
@@ -570,23 +569,17 @@ def test_download_command(fake, root, tmp_path, monkeypatch, capsys):
 
     registry.get_task = get_task  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "xbench.taskspec.registry", registry)
-    parser = argparse.ArgumentParser(prog="xbench")
-    add_download_command(parser.add_subparsers(dest="command"))
-
-    args = parser.parse_args(["download", "esc50", "--data-root", str(root), "--offline", "--tasks-dir", "T"])
-    assert args.func(args) == 1
+    assert main(["download", "esc50", "--data-root", str(root), "--offline", "--tasks-dir", "T"]) == 1
     out = capsys.readouterr().out
     assert "esc50: missing" in out and str(record_dir(118, root)) in out
     assert seen_dirs == ["T"]
 
     fake.add_record(118, {"a.tar": blob(50)})
     monkeypatch.setenv("XBENCH_ZENODO_URL", fake.url)
-    args = parser.parse_args(["download", "esc50", "--data-root", str(root), "--keep-archives"])
-    assert args.func(args) == 0
+    assert main(["download", "esc50", "--data-root", str(root), "--keep-archives"]) == 0
     assert "esc50: downloaded" in capsys.readouterr().out
 
-    args = parser.parse_args(["download", "nope", "--data-root", str(root)])
-    assert args.func(args) == 2
+    assert main(["download", "nope", "--data-root", str(root)]) == 2
     assert "unknown task" in capsys.readouterr().err
 
 

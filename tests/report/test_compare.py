@@ -1,6 +1,5 @@
 """``xbench compare``: predictions files built directly, paired bootstrap intervals, refusals, CLI."""
 
-import argparse
 import json
 from types import SimpleNamespace
 
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from xbench.cli import main
 from xbench.probes.linear import ProbeData
 from xbench.report.compare import (
     CompareError,
@@ -17,7 +17,6 @@ from xbench.report.compare import (
     predictions_path,
     write_predictions,
 )
-from xbench.report.leaderboard import add_report_commands
 from xbench.scoring.metrics import mean_average_precision, segment_f1
 
 
@@ -163,17 +162,11 @@ def test_other_metrics_recompute_from_the_file(tmp_path):
     assert (diff, lo, hi, items) == (0.0, 0.0, 0.0, 6)
 
 
-def test_cli_through_add_report_commands(runs, tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="xbench")
-    add_report_commands(parser.add_subparsers(dest="command", required=True))
+def test_cli_compare(runs, tmp_path, capsys):
     out = tmp_path / "cmp.csv"
-    args = parser.parse_args(
-        ["compare", str(runs / "EncA-1"), str(runs / "EncB-2"), "--bootstrap", "50", "--out", str(out)]
-    )
-    assert args.func(args) == 0
+    assert main(["compare", str(runs / "EncA-1"), str(runs / "EncB-2"), "--bootstrap", "50", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "B better" in text and "within noise" in text and "weighted average" in text
     assert out.read_text().splitlines()[0].startswith("task,track,metric")
-    args = parser.parse_args(["compare", str(runs), str(runs / "EncB-2")])
-    assert args.func(args) == 2
+    assert main(["compare", str(runs), str(runs / "EncB-2")]) == 2
     assert "several runs" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 """``xbench package`` / ``verify-submission`` on an encoder written here: local imports, weights, fresh venv."""
 
-import argparse
 import hashlib
 import json
 import zipfile
@@ -8,7 +7,7 @@ import zipfile
 import pytest
 import torch
 
-from xbench.report.leaderboard import add_report_commands
+from xbench.cli import main
 from xbench.submission.imports import scan_imports
 from xbench.submission.manifest import SubmissionError
 from xbench.submission.package import PackageOptions, package
@@ -164,13 +163,9 @@ def test_download_stub_is_checksum_verified(encoder_dir, tmp_path):
 
 def test_package_refuses_a_failing_encoder_and_shows_why(encoder_dir, tmp_path, capsys):
     (encoder_dir / "my_encoder.py").write_text(ENCODER.replace("OUTPUT_DIM", "9"))  # forward gives 8 dims
-    parser = argparse.ArgumentParser(prog="xbench")
-    add_report_commands(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "sub.zip"
-    args = parser.parse_args(
-        ["package", "--encoder", str(encoder_dir / "my_encoder.py"), "--out", str(out), "--long-seconds", "2"]
-    )
-    assert args.func(args) == 1
+    argv = ["package", "--encoder", str(encoder_dir / "my_encoder.py"), "--out", str(out), "--long-seconds", "2"]
+    assert main(argv) == 1
     err = capsys.readouterr().err
     assert "fails the checker" in err and "FAIL" in err and "output_dim" in err
     assert not out.exists()

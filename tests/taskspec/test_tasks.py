@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import torch
 
+from xbench.cli import main
+from xbench.data.shard_patterns import expand_braces
 from xbench.taskspec.config import METRICS, NOT_SCORE_RELEVANT, LabelError, LabelSpec, TaskConfig, TaskConfigError
-from xbench.taskspec.listing import add_task_commands, data_status, expand_braces
+from xbench.taskspec.listing import data_status
 from xbench.taskspec.registry import TaskNotFoundError, builtin_tasks_dir, get_task, load_task_file, load_tasks
 
 TASKS = load_tasks()
@@ -498,10 +500,7 @@ def test_get_task_did_you_mean():
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser(prog="xbench")
-    add_task_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_expand_braces():

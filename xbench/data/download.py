@@ -23,11 +23,9 @@ optional ``DIR/<record id>/record.json``) with the same verification, and needs 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -386,57 +384,12 @@ def _manual_note(kind: str, folder: Path) -> str:
     return f"{kind}: place the shards in {folder}" + (f" ({shards} .tar shards there now)" if shards else "")
 
 
-def run_download_command(args: argparse.Namespace) -> int:
-    """The ``xbench download`` command: exit 0 when every task is ready (or private), 1 otherwise."""
-    from xbench.taskspec.registry import get_task
-
-    try:
-        tasks = [get_task(name, args.tasks_dir) for name in args.tasks]
-    except (LookupError, ValueError, OSError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    results = download_tasks(
-        tasks,
-        root=args.data_root,
-        offline=args.offline,
-        mirror=args.mirror,
-        keep_archives=args.keep_archives,
-    )
-    for result in results:
-        print(result.line())
-    return 0 if all(r.ok for r in results) else 1
-
-
-def add_download_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the ``download TASK... [--data-root] [--offline] [--mirror] [--keep-archives] [--tasks-dir]`` verb."""
-    parser = subparsers.add_parser(
-        "download",
-        help="download and verify the Zenodo data of tasks",
-        description=(
-            "Fetch each task's Zenodo record into <data root>/zenodo/<record id>/, resuming partial files, "
-            "verifying sizes and md5s, and extracting archives safely. Private tasks are never downloaded."
-        ),
-    )
-    parser.add_argument("tasks", nargs="+", metavar="TASK", help="task names")
-    parser.add_argument("--data-root", metavar="DIR", default=None, help="data root (default: $XBENCH_DATA)")
-    parser.add_argument(
-        "--offline", action="store_true", help="no network: list missing files and where they go (or use --mirror)"
-    )
-    parser.add_argument("--mirror", metavar="DIR", default=None, help="copy records from DIR/<record id>/<file>")
-    parser.add_argument("--keep-archives", action="store_true", help="keep zip/tar.gz archives after extraction")
-    parser.add_argument("--tasks-dir", metavar="DIR", default=None, help="extra folder of task declarations")
-    parser.set_defaults(func=run_download_command)
-    return parser
-
-
 __all__ = [
     "MARKER_NAME",
     "RECORD_CACHE_NAME",
     "DownloadResult",
     "DownloadTask",
-    "add_download_command",
     "download_tasks",
     "is_downloaded",
     "read_marker",
-    "run_download_command",
 ]

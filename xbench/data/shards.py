@@ -1,4 +1,7 @@
-"""Read X-ARES WebDataset audio shards into clips ready for an encoder.
+"""Find and read X-ARES WebDataset audio shards into clips ready for an encoder.
+
+Which files a task's shard pattern names is :func:`resolve_shards` (from :mod:`xbench.data.shard_patterns`,
+which imports no torch), used by ``xbench ls`` and by the embed stage alike.
 
 A shard is a plain POSIX tar of ``<key>.<ext>`` + ``<key>.json`` members (WebDataset layout: the key is
 the member path up to the first dot of its file name). :func:`iter_clips` reproduces X-ARES's
@@ -27,18 +30,22 @@ import torch.utils.data
 
 from xbench.data.decode import AUDIO_EXTENSIONS, decode_audio, pick_audio_ext
 from xbench.data.resample import resample
+from xbench.data.shard_patterns import ShardMatch, expand_braces, resolve_shards
 
 __all__ = [
     "Clip",
     "ClipDataset",
     "ShardError",
+    "ShardMatch",
     "ShardSample",
     "UnsafeShardError",
     "collate_clips",
     "crop_waveform",
+    "expand_braces",
     "iter_clips",
     "iter_members",
     "iter_samples",
+    "resolve_shards",
     "sorted_shards",
 ]
 

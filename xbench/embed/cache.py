@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from xbench.core.atomic_io import atomic_write_bytes, atomic_write_json
+from xbench.core.enums import CacheDtype, choice
 
 CACHE_FORMAT = 1
 __all__ = ["atomic_write_bytes", "atomic_write_json", "write_unit", "read_unit", "is_complete", "key_hash"]
@@ -75,8 +76,7 @@ def write_unit(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write one unit and then its done-marker. ``clips`` hold key/source_key/crop_index/num_samples/meta."""
-    if dtype not in ("float16", "float32"):
-        raise ValueError(f"cache dtype must be float16 or float32, got {dtype!r}")
+    choice(CacheDtype, dtype, "cache dtype")
     lengths = [len(f) for f in frames]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     stacked = np.concatenate(frames).astype(np.float32) if frames else np.zeros((0, dim), np.float32)

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 from xbench._version import __version__
-from xbench.data.shards import Clip, iter_clips, sorted_shards
+from xbench.core.enums import Protocol, choices
+from xbench.data.shards import Clip, iter_clips, resolve_shards, sorted_shards
 from xbench.embed.cache import is_complete, key_hash, write_unit
 from xbench.encoder.contract import HarnessedEncoder
 from xbench.taskspec.config import TaskConfig
 
-PROTOCOLS = ("xbench", "xares")
+PROTOCOLS = choices(Protocol)
 BUCKET_WINDOW = 256  # clips read ahead to group equal lengths (xbench protocol)
 
 
@@ -66,7 +67,7 @@ def split_names(task: TaskConfig) -> list[str]:
 
 
 def split_glob(task: TaskConfig, split: str) -> str:
-    """The audio shard glob of a split name (fold ids are matched as strings)."""
+    """The audio shard pattern of a split name (fold ids are matched as strings); see ``resolve_shards``."""
     for key, pattern in task.audio_tar_name_of_split.items():
         if str(key) == split:
             return pattern
@@ -85,18 +86,25 @@ def plan_units(
     protocol: str,
     cache_dtype: str = "float16",
 ) -> list[EmbedUnit]:
-    """All embed units of ``task``; raises FileNotFoundError naming the task, split and folder if empty."""
+    """All embed units of ``task``; FileNotFoundError (naming task, split and folder) when a split has no shards
+    or lacks one its pattern names."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
     units = []
     for split in split_names(task):
         pattern = split_glob(task, split)
-        shards = sorted_shards(sorted(str(p) for p in audio_dir.glob(pattern)))
-        if not shards:
+        match = resolve_shards(audio_dir, pattern)
+        if match.missing or not match.found:
+            what = (
+                f"{len(match.missing)} shard(s) named by {pattern!r} are missing (e.g. {match.missing[0].name})"
+                if match.missing
+                else f"no shards match {pattern!r}"
+            )
             raise FileNotFoundError(
-                f"task {task.name}: no shards match {pattern!r} for split {split!r} in {audio_dir} "
+                f"task {task.name}: {what} for split {split!r} in {audio_dir} "
                 f"(run `xbench download {task.name}` or place the shards there)"
             )
+        shards = sorted_shards(match.found)
         groups = [shards] if protocol == "xares" else [[s] for s in shards]
         for group in groups:
             stem = "all" if protocol == "xares" else _safe(Path(group[0]).name)

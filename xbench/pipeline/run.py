@@ -20,6 +20,7 @@ import torch
 
 from xbench._version import __version__
 from xbench.core.atomic_io import atomic_write_bytes, atomic_write_json
+from xbench.core.enums import CacheDtype, Overwrite, Protocol, choice, choices, parse_tracks
 from xbench.core.paths import cache_root as default_cache_root
 from xbench.core.paths import task_audio_dir
 from xbench.embed.cache import EmbeddedUnit, concat_units, read_unit
@@ -32,12 +33,12 @@ from xbench.scoring.scores import aggregate
 from xbench.scoring.table import scored_tasks, table
 from xbench.taskspec.config import TaskConfig
 
-OVERWRITE = ("never", "missing", "always")
+OVERWRITE = choices(Overwrite)
 
 
 @dataclass
 class RunOptions:
-    """Settings of one run (see ``xbench run --help``)."""
+    """Settings of one run (see ``xbench run --help``); the closed choices are checked when it is built."""
 
     tracks: tuple[str, ...] = ("mlp", "knn")
     protocol: str = "xbench"
@@ -57,6 +58,13 @@ class RunOptions:
     asr_decoder: str | None = None
     asr_max_new_tokens: int = 200
     asr_valid_utterances: int | None = 200  # greedy model selection on this many validation utterances
+
+    def __post_init__(self) -> None:
+        # one spelling per choice (xbench.core.enums); ValueError names the option and its choices
+        self.tracks = parse_tracks(self.tracks)
+        self.protocol = choice(Protocol, self.protocol, "protocol")
+        self.overwrite = choice(Overwrite, self.overwrite, "overwrite")
+        self.cache_dtype = choice(CacheDtype, self.cache_dtype, "cache_dtype")
 
 
 class _LazyEncoder:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-PROTOCOLS = ("xbench", "xares")
+from xbench.core.enums import Protocol, choices
+
+PROTOCOLS = choices(Protocol)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

@@ -36,9 +36,6 @@ Items are in the run's test order, folds concatenated in fold order.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -476,53 +473,12 @@ def _unpaired(ra: ResultRecord, rb: ResultRecord, track: str, note: str) -> Task
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    try:
-        result = compare_runs(args.a, args.b, protocol=args.protocol, rounds=args.bootstrap)
-    except CompareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(result.text())
-    if args.out:
-        import pandas as pd
-
-        pd.DataFrame([t.to_dict() for t in result.tasks]).to_csv(args.out, index=False)
-    return 0
-
-
-def add_compare_command(subparsers: Any) -> None:
-    """Register ``xbench compare A B``."""
-    cmp = subparsers.add_parser(
-        "compare",
-        help="per-task differences of two runs with paired bootstrap intervals",
-        description="B − A per task and track, in normalised score, with a paired bootstrap 95% interval "
-        "(the same test items resampled for both encoders; needs the runs' predictions.npz files). "
-        "A difference whose interval contains 0 is reported as within noise.",
-    )
-    cmp.add_argument("a", help="run folder of encoder A (<output>/<encoder>/<protocol>, or above it)")
-    cmp.add_argument("b", help="run folder of encoder B")
-    cmp.add_argument("--protocol", default=None, help="pick this protocol when a folder holds several")
-    cmp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds (default 1000)")
-    cmp.add_argument("--json", action="store_true", help="print JSON")
-    cmp.add_argument("--out", default=None, help="also write the per-task table as CSV")
-    cmp.set_defaults(func=_cmd_compare)
-
-
 __all__ = [
     "FORMAT",
     "CompareError",
     "Comparison",
     "Predictions",
     "TaskDifference",
-    "add_compare_command",
     "compare_runs",
     "paired_difference",
     "predictions_path",

@@ -10,16 +10,14 @@ whose weight or version differ between inputs. Averages come from
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from xbench.core.atomic_io import atomic_write_bytes
+from xbench.core.enums import PublishedTable, choice
 from xbench.scoring.record import TABLE_COLUMNS, RecordFormatError, read_records
 from xbench.scoring.table import TRACK_TITLES, averages, complete, encoders, table, task_order, track_order
 
@@ -202,80 +200,16 @@ def load_published(librispeech: str = "readme") -> pd.DataFrame:
     """
     with PUBLISHED_CSV.open("rb") as fh:
         raw = pd.read_csv(fh, keep_default_na=False, na_values=[""])
-    if librispeech == "v0.1.3":
+    if choice(PublishedTable, librispeech, "librispeech") == PublishedTable.V0_1_3:
         newer = raw.note.fillna("").str.extract(r"v0\.1\.3=([0-9.]+)")[0].astype(float)
         raw["raw"] = newer.where(newer.notna(), raw.raw)
         raw["normalised"] = newer.where(newer.notna(), raw.normalised)
-    elif librispeech != "readme":
-        raise ValueError(f"librispeech must be 'readme' or 'v0.1.3', got {librispeech!r}")
     return complete(raw)
-
-
-# --------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------
-
-
-def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    try:
-        frames = [load_results(s) for s in args.results]
-        if args.published:
-            frames.append(load_published(args.published))
-        long = merge(frames, protocol=args.protocol, common_tasks=args.common_tasks)
-    except LeaderboardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    tasks = long.groupby(["encoder", "track"]).task.nunique().unstack(fill_value=0)
-    if not args.common_tasks and (tasks.nunique() > 1).any():
-        print(
-            "warning: the encoders cover different tasks, so their averages are over different task sets "
-            "(use --common-tasks to restrict to the shared ones):\n" + tasks.to_string(),
-            file=sys.stderr,
-        )
-    paths = write_leaderboard(long, args.out)
-    print(paths["markdown"].read_text(), end="")
-    if args.plot:
-        from xbench.report.plots import write_plots
-
-        written = write_plots(long, args.plot)
-        print(f"plots: {len(written)} files in {args.plot}")
-    print("wrote: " + ", ".join(str(p) for p in paths.values()))
-    return 0
-
-
-def add_report_commands(subparsers: Any) -> None:
-    """Register ``leaderboard``, ``compare``, ``package`` and ``verify-submission`` on ``subparsers``."""
-    board = subparsers.add_parser(
-        "leaderboard",
-        help="merge runs into an X-ARES-style leaderboard",
-        description="Merge result folders, summary.json files or long CSVs into X-ARES's README layout "
-        "(tasks x encoders, MLP and kNN, public and all weighted averages), a long CSV and an averages CSV.",
-    )
-    board.add_argument("results", nargs="+", help="result folder, summary.json, result JSON or long CSV; NAME=PATH")
-    board.add_argument("--out", required=True, help="leaderboard CSV (README layout); siblings -long.csv etc.")
-    board.add_argument("--protocol", default=None, help="keep only results of this protocol (xbench or xares)")
-    board.add_argument(
-        "--published",
-        nargs="?",
-        const="readme",
-        choices=("readme", "v0.1.3"),
-        help="add X-ARES's published table (protocol xares); v0.1.3 swaps in the newer LibriSpeech values",
-    )
-    board.add_argument("--common-tasks", action="store_true", help="average only tasks every encoder has")
-    board.add_argument("--plot", default=None, metavar="DIR", help="also write PNG and SVG plots into DIR")
-    board.set_defaults(func=_cmd_leaderboard)
-
-    from xbench.report.compare import add_compare_command
-    from xbench.submission.bundle import add_submission_commands
-
-    add_compare_command(subparsers)
-    add_submission_commands(subparsers)
 
 
 __all__ = [
     "LONG_COLUMNS",
     "LeaderboardError",
-    "add_report_commands",
     "averages",
     "load_published",
     "load_results",

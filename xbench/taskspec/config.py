@@ -350,6 +350,10 @@ NOT_SCORE_RELEVANT = frozenset(
 )
 
 
+# written beside to_dict() by `xbench describe --json`; from_dict drops it
+DERIVED_KEY = "fingerprint"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
     """One benchmark task, X-ARES 0.1.3 field names where X-ARES has them (``TaskConfig`` in ``xares/task.py``).
@@ -639,15 +643,18 @@ class TaskConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskConfig:
-        """Build from a :meth:`to_dict` dump (or a hand-written JSON declaration)."""
+        """Build from a :meth:`to_dict` dump (or a hand-written JSON declaration).
+
+        A ``fingerprint`` key (``xbench describe --json`` adds one) is derived, so it is ignored.
+        """
         if not isinstance(data, Mapping):
             raise TaskConfigError(f"a task declaration must be a JSON object, got {type(data).__name__}")
         name = data.get("name", "?")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names - {DERIVED_KEY})
         if unknown:
             raise _err(str(name), unknown[0], f"unknown field(s) {unknown}")
-        kwargs = dict(data)
+        kwargs = {k: v for k, v in data.items() if k != DERIVED_KEY}
         labels = kwargs.get("labels")
         if isinstance(labels, Mapping):
             try:

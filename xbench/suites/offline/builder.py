@@ -29,13 +29,12 @@ from typing import Any
 
 from xbench._version import __version__
 from xbench.core.paths import data_root
-from xbench.suites.offline import music, speech
+from xbench.suites.offline import SUITE, music, speech
 from xbench.suites.offline.common import Item, PoolResult, write_declaration, write_pool
 from xbench.suites.offline.sources import Sources, detect_sources, install_hint
 from xbench.taskspec.config import TaskConfig
 from xbench.taskspec.registry import load_task_file
 
-SUITE = "offline"
 MANIFEST = "_suite.json"
 FORMAT_VERSION = 1
 
