@@ -16,6 +16,7 @@ from xbench.cli.common import (
     user_errors,
 )
 from xbench.core.enums import CacheDtype, Overwrite, Protocol, Track, choices
+from xbench.suites.offline import SUITES
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +30,9 @@ def register(subparsers: Any) -> None:
     add_encoder(run)
     which = run.add_mutually_exclusive_group(required=True)
     which.add_argument("--tasks", nargs="+", metavar="TASK", help="task names")
-    which.add_argument("--suite", help="a built suite ('offline'; see `xbench suite`), or 'all' registered tasks")
+    which.add_argument(
+        "--suite", help=f"a built suite ({', '.join(SUITES)}; see `xbench suite`), or 'all' registered tasks"
+    )
     add_tasks_dir(run)
     run.add_argument(
         "--track",
@@ -60,7 +63,7 @@ def register(subparsers: Any) -> None:
 
 def _tasks(args: argparse.Namespace) -> list[Any]:
     """The task declarations named by ``--tasks`` or ``--suite`` (declarations only; no data is read)."""
-    from xbench.suites.offline import SUITES, SuiteError, suite_tasks
+    from xbench.suites.offline import SuiteError, suite_tasks
     from xbench.taskspec.config import TaskConfigError
     from xbench.taskspec.registry import get_task, load_tasks
 
