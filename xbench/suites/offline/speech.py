@@ -9,6 +9,7 @@ unseen speakers.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -113,28 +114,48 @@ def _keyword_plan(sources: Sources, small: bool) -> Iterator[tuple[str, str, str
 
 def build_keywords(sources: Sources, small: bool) -> list[Item]:
     """Twenty keywords x voices of espeak-ng, flite and festival; held-out voices of each engine in test."""
-    render = _Renderer(sources)
-    items: list[Item] = []
-    festival_requests: dict[str, list[tuple[str, Item, np.random.Generator]]] = {}
+    jobs: list[_Job] = []
     plan = list(_keyword_plan(sources, small))
     for word in KEYWORDS:
         for split, engine, voice, reps in plan:
             for rep in range(reps):
                 key = f"kw_{split}_{engine}_{voice}_{word}_{rep}".replace("+", "-")
-                rng = item_rng(SEED, key)
                 meta = {"labels": word, "engine": engine, "voice": voice}
                 item = Item(split, key, np.zeros(0, np.float32), meta)
-                if engine == "festival":
-                    festival_requests.setdefault(voice, []).append((word, item, rng))
-                else:
-                    say = render.espeak_say if engine == "espeak" else render.flite
-                    item.audio = _finish_clip(say(voice, word, rng), KEYWORD_SECONDS, rng)
-                items.append(item)
-    for voice, requests in festival_requests.items():
-        waves = render.festival(voice, [(text, rng) for text, _, rng in requests])
-        for (_, item, rng), wave in zip(requests, waves, strict=True):
-            item.audio = _finish_clip(wave, KEYWORD_SECONDS, rng)
-    return items
+                jobs.append(_Job(item, engine, voice, word, item_rng(SEED, key)))
+    return _synthesise(sources, jobs, KEYWORD_SECONDS)
+
+
+@dataclass
+class _Job:
+    """One clip to synthesise: its item (audio filled in by :func:`_synthesise`), engine, voice, text and
+    the clip's own generator (``item_rng`` of its key, possibly already drawn from for the text)."""
+
+    item: Item
+    engine: str
+    voice: str
+    text: str
+    rng: np.random.Generator
+
+
+def _synthesise(sources: Sources, jobs: list[_Job], seconds: float) -> list[Item]:
+    """Render every job's text with its engine (festival voices batched per voice), cut to ``seconds``.
+
+    Each clip draws only from its own generator, so the rendering order does not change any clip.
+    """
+    render = _Renderer(sources)
+    festival: dict[str, list[_Job]] = {}
+    for job in jobs:
+        if job.engine == "festival":
+            festival.setdefault(job.voice, []).append(job)
+        else:
+            say = render.espeak_say if job.engine == "espeak" else render.flite
+            job.item.audio = _finish_clip(say(job.voice, job.text, job.rng), seconds, job.rng)
+    for voice, requests in festival.items():
+        waves = render.festival(voice, [(job.text, job.rng) for job in requests])
+        for job, wave in zip(requests, waves, strict=True):
+            job.item.audio = _finish_clip(wave, seconds, job.rng)
+    return [job.item for job in jobs]
 
 
 def declare_keywords(pool: PoolResult) -> list[TaskConfig]:
@@ -197,27 +218,15 @@ def _speech_plan(sources: Sources, small: bool) -> Iterator[tuple[str, str, str,
 
 def build_speech(sources: Sources, small: bool) -> list[Item]:
     """Short phrases in ten languages from espeak-ng, festival and flite voices, labelled language + gender."""
-    render = _Renderer(sources)
-    items: list[Item] = []
-    festival_requests: dict[str, list[tuple[str, Item, np.random.Generator]]] = {}
+    jobs: list[_Job] = []
     for split, engine, voice, lang, gender, count in _speech_plan(sources, small):
         for i in range(count):
             key = f"sp_{split}_{engine}_{voice}_{i}".replace("+", "-")
             rng = item_rng(SEED, key)
             text = _utterance(lang, rng)
             meta = {"language": lang, "gender": gender, "engine": engine, "voice": voice, "text": text}
-            item = Item(split, key, np.zeros(0, np.float32), meta)
-            if engine == "festival":
-                festival_requests.setdefault(voice, []).append((text, item, rng))
-            else:
-                say = render.espeak_say if engine == "espeak" else render.flite
-                item.audio = _finish_clip(say(voice, text, rng), SPEECH_SECONDS, rng)
-            items.append(item)
-    for voice, requests in festival_requests.items():
-        waves = render.festival(voice, [(text, rng) for text, _, rng in requests])
-        for (_, item, rng), wave in zip(requests, waves, strict=True):
-            item.audio = _finish_clip(wave, SPEECH_SECONDS, rng)
-    return items
+            jobs.append(_Job(Item(split, key, np.zeros(0, np.float32), meta), engine, voice, text, rng))
+    return _synthesise(sources, jobs, SPEECH_SECONDS)
 
 
 def declare_speech(pool: PoolResult) -> list[TaskConfig]:
