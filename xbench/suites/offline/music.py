@@ -8,6 +8,8 @@ instead: each family's first GM program is used for training, its second one for
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from xbench.suites.offline.audio import add_noise, item_rng, normalise_peak
@@ -128,17 +130,25 @@ def build_melodies(sources: Sources, small: bool) -> list[Item]:
     fonts = _renderers(sources)
     counts = {"train": 12, "valid": 4, "test": 12} if small else {"train": 80, "valid": 16, "test": 100}
     items = []
+    for split, key, font, slots, rng in _clips("melody", counts, sources):
+        notes = _melody(rng, slots)
+        audio = _level(fonts[font].render(notes, MELODY_SECONDS), rng)
+        meta = [{"start": n.start, "end": n.end, "note": n.pitch} for n in notes]
+        items.append(Item(split, key, audio, meta))
+    return items
+
+
+def _clips(
+    prefix: str, counts: dict[str, int], sources: Sources
+) -> Iterator[tuple[str, str, str, tuple[int, ...], np.random.Generator]]:
+    """(split, key, SoundFont, program slots, the clip's generator) for ``counts[split]`` clips per split,
+    cycling through the split's domains."""
     for split, count in counts.items():
         domains = _domains(split, sources)
         for i in range(count):
             font, slots = domains[i % len(domains)]
-            key = f"melody_{split}_{font}_{i:04d}"
-            rng = item_rng(SEED, key)
-            notes = _melody(rng, slots)
-            audio = _level(fonts[font].render(notes, MELODY_SECONDS), rng)
-            meta = [{"start": n.start, "end": n.end, "note": n.pitch} for n in notes]
-            items.append(Item(split, key, audio, meta))
-    return items
+            key = f"{prefix}_{split}_{font}_{i:04d}"
+            yield split, key, font, slots, item_rng(SEED, key)
 
 
 def declare_melodies(pool: PoolResult) -> list[TaskConfig]:
@@ -170,22 +180,17 @@ def build_mixtures(sources: Sources, small: bool) -> list[Item]:
     fonts = _renderers(sources)
     counts = {"train": 40, "valid": 10, "test": 30} if small else {"train": 400, "valid": 60, "test": 240}
     items = []
-    for split, count in counts.items():
-        domains = _domains(split, sources)
-        for i in range(count):
-            font, slots = domains[i % len(domains)]
-            key = f"mix_{split}_{font}_{i:04d}"
-            rng = item_rng(SEED, key)
-            picked = sorted(rng.choice(len(FAMILIES), size=int(rng.integers(2, 4)), replace=False))
-            families = [FAMILIES[j] for j in picked]
-            notes = []
-            for family in families:
-                program = _program(family, slots, rng)
-                start = float(rng.uniform(0.0, 0.15))
-                notes.append(Note(program, int(rng.choice(PITCHES)), int(rng.integers(70, 121)), start, 1.2))
-            audio = _level(fonts[font].render(notes, MIXTURE_SECONDS), rng)
-            meta = {"instrument_families": ";".join(families), "soundfont": font}
-            items.append(Item(split, key, audio, meta))
+    for split, key, font, slots, rng in _clips("mix", counts, sources):
+        picked = sorted(rng.choice(len(FAMILIES), size=int(rng.integers(2, 4)), replace=False))
+        families = [FAMILIES[j] for j in picked]
+        notes = []
+        for family in families:
+            program = _program(family, slots, rng)
+            start = float(rng.uniform(0.0, 0.15))
+            notes.append(Note(program, int(rng.choice(PITCHES)), int(rng.integers(70, 121)), start, 1.2))
+        audio = _level(fonts[font].render(notes, MIXTURE_SECONDS), rng)
+        meta = {"instrument_families": ";".join(families), "soundfont": font}
+        items.append(Item(split, key, audio, meta))
     return items
 
 
