@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from xbench.core.atomic_io import atomic_writer
 from xbench.scoring.metrics import CLIP_METRICS, get_metric, segment_f1
 from xbench.scoring.record import RecordFormatError, ResultRecord, is_result, read_json
 from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, weighted_average
@@ -123,10 +124,8 @@ def write_predictions(
     if len(arrays.get("targets", arrays.get("frame_offsets", np.zeros(n + 1))[1:])) != n:
         raise ValueError(f"write_predictions: {n} keys but a different number of test items")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_writer(path) as fh:
+        np.savez_compressed(fh, **arrays)
     return path
 
 
