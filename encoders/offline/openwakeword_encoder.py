@@ -44,7 +44,10 @@ class OpenWakeWordEncoder(torch.nn.Module):
         padded = np.zeros((batch, LEFT_PAD + frames * HOP), dtype=np.float32)
         # int16 scale, as openWakeWord feeds the mel model
         padded[:, LEFT_PAD : LEFT_PAD + width] = np.clip(np.round(wave * 32767.0), -32768, 32767)
-        mel = np.asarray(self.features.melspec_model_predict(padded)[0]).reshape(batch, -1, 32) / 10 + 2
+        # one clip per call: the mel model clamps to 80 dB below the maximum of its whole input, so a batched
+        # call would let a louder neighbour change a clip's quiet frames (openWakeWord feeds one clip at a time)
+        mel = np.concatenate([np.asarray(self.features.melspec_model_predict(row[None])[0]) for row in padded])
+        mel = mel.reshape(batch, -1, 32) / 10 + 2
         starts = np.arange(frames) * 8
         windows = np.stack([mel[:, s : s + WINDOW] for s in starts], axis=1)  # [B, T, 76, 32]
         flat = windows.reshape(batch * frames, WINDOW, 32, 1).astype(np.float32)

@@ -3,8 +3,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from xbench.encoder.deep_check import DeepCheckOptions, deep_check
+from xbench.encoder.deep_check import DeepCheckOptions, PeakMemory, deep_check, probe_signal
 
 from conftest import BROKEN
 
@@ -19,7 +20,10 @@ EXPECTED = {
     "TwoDEncoder": ("frames@1s", "fail", "expected [B, T, D]"),
     "ShortInputRaisesEncoder": ("frames@0.5s", "fail", "raised RuntimeError: input shorter than 1 s"),
     "WrongHopEncoder": ("frames@10s", "fail", "the real hop is about 40 ms"),
-    "BatchDependentEncoder": ("batch_invariance", "warn", "padding or batch statistics leak"),
+    "BatchDependentEncoder": ("batch_statistics", "fail", "statistics over the batch"),
+    "BatchMeanEncoder": ("batch_statistics", "fail", "leak between clips"),
+    "BatchNormStatsEncoder": ("batch_statistics", "fail", "leak between clips"),
+    "PaddingSensitiveEncoder": ("batch_invariance", "warn", "padding leaks into its frames"),
     "MissingHopEncoder": ("attributes", "fail", "'hop_size_in_ms' is missing"),
     "StringRateEncoder": ("attributes", "fail", "'sampling_rate' must be a positive int"),
     "NoisyEncoder": ("determinism", "fail", "differ by up to"),
@@ -84,3 +88,58 @@ def test_builtin_baselines_pass(zoo_name):
 
     report = deep_check(load_encoder(zoo_name), options=OPTS)
     assert report.ok, report.text()
+    assert _by_name(report)["batch_statistics"].status == "pass"
+
+
+@pytest.mark.parametrize("name", ["GoodEncoder", "PaddingSensitiveEncoder"])
+def test_batch_statistics_passes_without_a_batch_leak(broken_module, name):
+    checks = _by_name(deep_check(getattr(broken_module, name)(), options=OPTS))
+    assert checks["batch_statistics"].status == "pass", checks["batch_statistics"].line()
+    assert checks["batch_statistics"].value == pytest.approx(0.0, abs=1e-6)
+
+
+def test_batch_statistics_measures_the_leak_of_a_batch_mean(broken_module):
+    # alone, a clip minus its own batch mean is all zeros; batched with b it is (a - b) / 2, so the change is
+    # the whole of the larger output: relative difference 1
+    result = _by_name(deep_check(broken_module.BatchMeanEncoder(), options=OPTS))["batch_statistics"]
+    assert result.status == "fail" and result.value == pytest.approx(1.0)
+
+
+def test_probe_signal_is_float32_reproducible_and_allocates_4_bytes_per_sample():
+    n = 600 * 16000
+    with PeakMemory() as mem:
+        wave = probe_signal(n, 16000, seed=5)
+    assert wave.dtype == torch.float32 and wave.shape == (1, n)
+    # the float32 result plus chunk-sized temporaries; a float64 intermediate of the input's size would be 8n
+    assert mem.peak_rss <= 4 * n + 8 * 2**20, mem.peak_rss
+    assert torch.equal(probe_signal(50_000, 16000, seed=5), wave[:, :50_000])
+    assert not torch.equal(probe_signal(50_000, 16000, seed=6), wave[:, :50_000])
+    assert float(wave.abs().max()) < 1.0 and float(wave.std()) > 0.1
+
+
+LONG_CHECK = """
+import json, resource, sys
+from contextlib import redirect_stdout
+from io import StringIO
+from xbench.cli import main
+out = StringIO()
+with redirect_stdout(out):
+    rc = main(["check", "--encoder", "logmel", "--long-seconds", "3600", "--json"])
+report = json.loads(out.getvalue())
+long = next(r for r in report["results"] if r["name"] == "long_input")
+print(json.dumps({"rc": rc, "long": long, "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_a_one_hour_check_on_logmel_stays_under_its_measured_memory_bound():
+    # measured: the whole process peaked at 2670 MiB with a float64 test signal, 686 MiB after (torch's own
+    # ~220 MiB, the 220 MiB float32 input, ~220 MiB of log-mel frames and chunking)
+    done = subprocess.run([sys.executable, "-c", LONG_CHECK], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["rc"] == 0 and got["long"]["status"] == "pass"
+    value = got["long"]["value"]
+    assert value["input_mib"] == pytest.approx(3600 * 16000 * 4 / 2**20, abs=0.1)
+    assert value["frames"] == 360_360
+    assert 0 < value["peak_rss_mib"] < 400
+    assert got["maxrss_mib"] < 1000, got

@@ -33,7 +33,10 @@ class DeepCheckOptions:
     frame_durations: input lengths (s) whose frame counts are compared with ``hop_size_in_ms``.
     long_seconds: length of the long-input run (X-ARES promises inputs up to 10 minutes).
     throughput_clips / throughput_seconds: batch used to measure audio seconds per wall second.
-    invariance_warn: cosine below which batch invariance warns.
+    invariance_warn: cosine below which batch invariance (a clip zero-padded in a batch) warns.
+    batch_stats_warn / batch_stats_fail: relative difference (Frobenius norm of the change over the larger
+        norm of the two outputs) between a clip batched with another clip of equal length and the clip
+        alone, above which the batch-statistics check warns (beyond float32 noise) / fails (a leak).
     """
 
     frame_durations: tuple[float, ...] = (0.5, 1.0, 10.0, 60.0)
@@ -41,29 +44,40 @@ class DeepCheckOptions:
     throughput_clips: int = 4
     throughput_seconds: float = 10.0
     invariance_warn: float = 0.99
+    batch_stats_warn: float = 1e-4
+    batch_stats_fail: float = 1e-2
     frame_tolerance_frames: float = 2.0
     frame_tolerance_fraction: float = 0.05
 
 
+SIGNAL_CHUNK = 1 << 16  # samples of the test signal computed at a time
+
+
 def probe_signal(num_samples: int, sampling_rate: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
-    """A reproducible speech-like test waveform ``[batch, num_samples]``: chirps plus soft noise."""
+    """A reproducible speech-like test waveform ``[batch, num_samples]`` (float32): chirps plus soft noise.
+
+    Built in chunks of :data:`SIGNAL_CHUNK` samples (the phase in float64 within a chunk), so the only
+    allocation the size of the input is the float32 result: 4 bytes per sample.
+    """
     gen = torch.Generator().manual_seed(seed)
-    t = torch.arange(num_samples, dtype=torch.float64) / sampling_rate
-    rows = []
-    for _ in range(batch):
+    out = torch.empty(batch, num_samples, dtype=torch.float32)
+    for row in out:
         f0 = 100.0 + 300.0 * torch.rand(1, generator=gen, dtype=torch.float64)
-        wobble = 1.0 + 0.3 * torch.sin(2 * math.pi * 0.5 * t)
-        tone = 0.3 * torch.sin(2 * math.pi * f0 * wobble * t)
-        noise = 0.05 * torch.randn(num_samples, generator=gen, dtype=torch.float64)
-        rows.append((tone + noise).float())
-    return torch.stack(rows)
+        for start in range(0, num_samples, SIGNAL_CHUNK):
+            stop = min(start + SIGNAL_CHUNK, num_samples)
+            t = torch.arange(start, stop, dtype=torch.float64) / sampling_rate
+            wobble = 1.0 + 0.3 * torch.sin(2 * math.pi * 0.5 * t)
+            tone = 0.3 * torch.sin(2 * math.pi * f0 * wobble * t)
+            row[start:stop] = tone + 0.05 * torch.randn(stop - start, generator=gen, dtype=torch.float64)
+    return out
 
 
 class PeakMemory:
     """Peak resident memory (bytes above the start) of this process while the block runs.
 
-    Samples ``/proc/self/statm`` from a thread every few ms (Linux); on CUDA it also reports
-    ``torch.cuda.max_memory_allocated``.
+    On Linux the kernel's high-water mark (``VmHWM``) gives the exact peak whenever the block sets a
+    new one; otherwise ``/proc/self/statm`` is sampled from a thread every few ms. On CUDA it also
+    reports ``torch.cuda.max_memory_allocated``.
     """
 
     def __init__(self, device: str = "cpu", interval: float = 0.005) -> None:
@@ -83,6 +97,17 @@ class PeakMemory:
 
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
+    @staticmethod
+    def _high_water() -> int | None:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
     def _watch(self) -> None:
         while not self._stop.is_set():
             self.peak_rss = max(self.peak_rss, self._rss() - self._base)
@@ -90,6 +115,7 @@ class PeakMemory:
 
     def __enter__(self) -> PeakMemory:
         self._base = self._rss()
+        self._hwm = self._high_water()
         if self.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.device)
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -100,6 +126,9 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self.peak_rss = max(self.peak_rss, self._rss() - self._base)
+        hwm = self._high_water()
+        if hwm is not None and self._hwm is not None and hwm > self._hwm:
+            self.peak_rss = max(self.peak_rss, hwm - self._base)
         if self.device.startswith("cuda"):
             self.peak_cuda = torch.cuda.max_memory_allocated(self.device)
 
@@ -160,6 +189,7 @@ class DeepChecker:
         self._check_frames()
         self._check_one_d()
         self._check_batch_invariance()
+        self._check_batch_statistics()
         self._check_determinism()
         self._check_long_input()
         self._check_throughput()
@@ -279,13 +309,57 @@ class DeepChecker:
                 "batch_invariance",
                 "warn",
                 f"a 1 s clip zero-padded in a batch with a 3 s clip: mean frame cosine {value:.4f} to the clip alone "
-                f"(< {self.opts.invariance_warn}); padding or batch statistics leak into its frames",
+                f"(< {self.opts.invariance_warn}); padding leaks into its frames (a non-causal encoder; "
+                "batch statistics are the batch_statistics check)",
                 value,
             )
         else:
             self._add(
                 "batch_invariance", "pass", f"mean frame cosine {value:.6f} between alone and padded-in-batch", value
             )
+
+    def _check_batch_statistics(self) -> None:
+        # two different clips (content and level) of equal length: nothing is padded, so any change to a
+        # clip's frames from its batch neighbour comes from statistics over the batch (a batch mean,
+        # BatchNorm using batch statistics, a batch-global clamp), never from padding
+        n = 2 * self.sr
+        clips = [probe_signal(n, self.sr, seed=7), 0.2 * probe_signal(n, self.sr, seed=8)]
+        alone, err = _attempt(lambda: [self.harness(c) for c in clips])
+        together, err2 = _attempt(lambda: self.harness(torch.cat(clips)))
+        if err or err2:
+            self._add("batch_statistics", "fail", f"forward raised {err or err2}")
+            return
+        if any(a.shape[1:] != together.shape[1:] for a in alone):
+            shapes = [list(a.shape) for a in alone]
+            self._add(
+                "batch_statistics", "fail", f"alone gave {shapes}, batched {list(together.shape)} for equal lengths"
+            )
+            return
+        rel = 0.0  # the change relative to the larger of the two outputs (an output alone may be all zeros)
+        for row, a in enumerate(alone):
+            ref, got = a[0].double(), together[row].double()
+            rel = max(rel, float((got - ref).norm()) / max(float(ref.norm()), float(got.norm()), 1e-12))
+        value = float(f"{rel:.3g}")
+        what = f"two different {n / self.sr:g} s clips batched together vs each alone (no padding)"
+        if rel > self.opts.batch_stats_fail:
+            self._add(
+                "batch_statistics",
+                "fail",
+                f"{what}: outputs differ by {rel:.3g} relative (> {self.opts.batch_stats_fail:g}); statistics "
+                "over the batch (e.g. a batch mean, or BatchNorm on batch statistics) leak between clips, so a "
+                "clip's embedding depends on its batch neighbours",
+                value,
+            )
+        elif rel > self.opts.batch_stats_warn:
+            self._add(
+                "batch_statistics",
+                "warn",
+                f"{what}: outputs differ by {rel:.3g} relative (> {self.opts.batch_stats_warn:g}, "
+                "more than float32 noise)",
+                value,
+            )
+        else:
+            self._add("batch_statistics", "pass", f"{what}: outputs differ by {rel:.3g} relative", value)
 
     def _check_determinism(self) -> None:
         wave = probe_signal(2 * self.sr, self.sr, seed=4, batch=2)
@@ -315,21 +389,26 @@ class DeepChecker:
     def _check_long_input(self) -> None:
         seconds = self.opts.long_seconds
         wave = probe_signal(round(seconds * self.sr), self.sr, seed=5)
+        input_mib = _mib(wave.numel() * wave.element_size())
         with PeakMemory(self.harness_options.device) as mem:
             start = time.perf_counter()
             out, err = _attempt(lambda: self.harness(wave))
             elapsed = time.perf_counter() - start
-        value = {"seconds": round(elapsed, 2), "peak_rss_mib": _mib(mem.peak_rss)}
+        # the input buffer is allocated before the measurement starts: peak_rss_mib is the encoder's own
+        # use (model activations and output, through the harness), input_mib the harness's test signal
+        value = {"seconds": round(elapsed, 2), "input_mib": input_mib, "peak_rss_mib": _mib(mem.peak_rss)}
         if mem.peak_cuda is not None:
             value["peak_cuda_mib"] = _mib(mem.peak_cuda)
         if err:
             self._add("long_input", "fail", f"a {seconds:g} s input raised {err}", value)
             return
         value["frames"] = out.shape[1]
+        cuda = f", CUDA peak {value['peak_cuda_mib']} MiB" if mem.peak_cuda is not None else ""
         self._add(
             "long_input",
             "pass",
-            f"a {seconds:g} s input ran in {elapsed:.2f} s, peak memory +{_mib(mem.peak_rss)} MiB",
+            f"a {seconds:g} s input ran in {elapsed:.2f} s; the encoder's peak memory +{_mib(mem.peak_rss)} MiB "
+            f"on top of the {input_mib} MiB input{cuda}",
             value,
         )
 
