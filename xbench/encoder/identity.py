@@ -1,7 +1,8 @@
 """What makes two encoders "the same" for caching: class, source, weights, attributes, options.
 
 Caches and results are keyed by :func:`encoder_fingerprint`, never by a class name alone: a changed
-checkpoint, a changed encoder file or changed harness options all give a new key.
+checkpoint, a changed encoder file, a changed local module it imports or changed harness options all give
+a new key.
 """
 
 from __future__ import annotations
@@ -10,20 +11,35 @@ import hashlib
 import inspect
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from xbench.encoder.local_imports import scan_imports
 
-def _source_digest(obj: Any) -> str:
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()  # source files: small
+
+
+def source_digests(cls: type) -> tuple[str, dict[str, str]]:
+    """sha256 of the file defining ``cls`` and of every local module it imports (path relative to its folder).
+
+    The local modules are those ``xbench package`` bundles (:func:`xbench.encoder.local_imports.scan_imports`):
+    an edited helper module changes the key, a file the encoder does not import does not.
+    ``("unknown", {})`` when the class has no source file.
+    """
     try:
-        path = inspect.getsourcefile(type(obj))
-        if path:
-            with open(path, "rb") as fh:
-                return hashlib.sha256(fh.read()).hexdigest()
+        path = inspect.getsourcefile(cls)
+        if not path:
+            return "unknown", {}
+        own = _file_digest(Path(path))
     except (OSError, TypeError):
-        pass
-    return "unknown"
+        return "unknown", {}
+    scan = scan_imports(path)
+    local = {p.relative_to(scan.root).as_posix(): _file_digest(p) for p in scan.local_files}
+    return own, local
 
 
 def state_digest(module: torch.nn.Module) -> str:
@@ -41,9 +57,11 @@ def encoder_identity(encoder: torch.nn.Module, options: dict[str, Any] | None = 
     cls = type(encoder)
     # a class loaded from a file lives in a module named after the file's path: keep it path-free
     module = "<file>" if cls.__module__.startswith("xbench_user_") else cls.__module__
+    source, local_sources = source_digests(cls)
     return {
         "class": f"{module}.{cls.__qualname__}",
-        "source_sha256": _source_digest(encoder),
+        "source_sha256": source,
+        "local_sources_sha256": local_sources,
         "state_sha256": state_digest(encoder),
         "sampling_rate": int(encoder.sampling_rate),
         "output_dim": int(encoder.output_dim),

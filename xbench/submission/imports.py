@@ -1,92 +1,29 @@
-"""Which files and distributions an encoder file needs: local imports found with :mod:`ast`, pinned requirements.
+"""Which files and distributions an encoder file needs: local imports, pinned requirements.
 
-Local code is what sits next to the encoder file (modules and packages of its folder, never site-packages);
-everything else that is not standard library is a third-party requirement, pinned to the installed version.
+The import walk is :func:`xbench.encoder.local_imports.scan_imports` (the encoder stage keys its cache on
+the same files); here a file that cannot be parsed stops the packaging, and third-party names become
+requirements pinned to the installed versions.
 """
 
 from __future__ import annotations
 
-import ast
-import os
-import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from xbench.encoder import local_imports
+from xbench.encoder.local_imports import SKIP_DIRS, ImportScan
 from xbench.submission.manifest import SubmissionError
 
-CODE_SUFFIXES = (".py", ".pyi")
-SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "build", "dist"}
-
-
-@dataclass
-class ImportScan:
-    """What an encoder file imports: local files (relative to its folder) and third-party top-level names."""
-
-    root: Path
-    local_files: list[Path] = field(default_factory=list)
-    third_party: set[str] = field(default_factory=set)
-    notes: list[str] = field(default_factory=list)
-
-
-def _imported_names(path: Path) -> list[tuple[str, int]]:
-    """(module name, relative level) of every import statement in ``path``, functions included."""
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as exc:
-        raise SubmissionError(f"{path}: cannot be parsed ({exc})") from exc
-    names: list[tuple[str, int]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [(alias.name, 0) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names.append((node.module or "", node.level))
-    return names
-
-
-def _package_files(folder: Path) -> list[Path]:
-    """The code files of a local package, skipping hidden folders, caches and build output."""
-    files = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
-        files += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(CODE_SUFFIXES) and not f.startswith(".")]
-    return files
+__all__ = ["SKIP_DIRS", "ImportScan", "mismatched_requirements", "requirements_for", "scan_imports"]
 
 
 def scan_imports(encoder_file: str | Path) -> ImportScan:
-    """Follow the imports of ``encoder_file`` through modules and packages in its own folder."""
-    encoder_file = Path(encoder_file).resolve()
-    root = encoder_file.parent
-    scan = ImportScan(root)
-    stdlib = set(sys.stdlib_module_names) | {"__future__"}
-    queue, seen = [encoder_file], {encoder_file}
-    while queue:
-        current = queue.pop()
-        for name, level in _imported_names(current):
-            if level > 0:
-                if current == encoder_file or current.parent == root:
-                    scan.notes.append(f"{current.name}: relative import '{'.' * level}{name}' outside a package")
-                continue  # inside a local package, which is bundled whole
-            top = name.split(".")[0]
-            if not top:
-                continue
-            module, package = root / f"{top}.py", root / top
-            if module.is_file():
-                found = [module]
-            elif package.is_dir() and any(package.glob("*.py")):
-                found = _package_files(package)
-            elif top in stdlib:
-                continue
-            else:
-                scan.third_party.add(top)
-                continue
-            for path in found:
-                path = path.resolve()
-                if path not in seen:
-                    seen.add(path)
-                    queue.append(path)
-    scan.local_files = sorted(p for p in seen if p != encoder_file)
+    """The local files and third-party names ``encoder_file`` imports; :class:`SubmissionError` if one
+    of its local files cannot be parsed."""
+    scan = local_imports.scan_imports(encoder_file)
+    if scan.unparsable:
+        raise SubmissionError(scan.unparsable[0])
     return scan
 
 
