@@ -21,8 +21,8 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -46,6 +46,7 @@ __all__ = [
     "iter_members",
     "iter_samples",
     "resolve_shards",
+    "sample_json",
     "sorted_shards",
 ]
 
@@ -72,11 +73,15 @@ class UnsafeShardError(ShardError):
 
 @dataclass
 class ShardSample:
-    """One WebDataset sample of a shard: its key and raw member bytes by (lower-case) extension."""
+    """One WebDataset sample of a shard: its key and raw member bytes by (lower-case) extension.
+
+    ``unread``: extensions of members present but not read (see ``extensions`` of :func:`iter_samples`).
+    """
 
     shard: str
     key: str
     members: dict[str, bytes]
+    unread: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -130,11 +135,12 @@ def _check_end(tar: tarfile.TarFile, path: str, last: str | None) -> None:
         )
 
 
-def iter_members(shard: PathLike) -> Iterator[tuple[str, bytes]]:
+def iter_members(shard: PathLike, read: Callable[[str], bool] | None = None) -> Iterator[tuple[str, bytes | None]]:
     """Stream ``(member name, bytes)`` of the regular files of a tar shard, in tar order.
 
-    Directories are skipped; unsafe members raise :class:`UnsafeShardError`; a truncated or corrupt
-    tar raises :class:`ShardError`.
+    With ``read``, a member whose name it rejects is yielded as ``(name, None)`` and its data skipped
+    unread. Directories are skipped; unsafe members raise :class:`UnsafeShardError`; a truncated or
+    corrupt tar raises :class:`ShardError`.
     """
     path = os.fspath(shard)
     name = None
@@ -146,6 +152,9 @@ def iter_members(shard: PathLike) -> Iterator[tuple[str, bytes]]:
                 tar.members = []  # we walk the tar once: don't keep every TarInfo
                 name = info.name
                 if not _check_member(info, path):
+                    continue
+                if read is not None and not read(name):
+                    yield name, None
                     continue
                 member = tar.extractfile(info)
                 assert member is not None  # a regular file always has a file object
@@ -159,15 +168,22 @@ def iter_members(shard: PathLike) -> Iterator[tuple[str, bytes]]:
         raise ShardError(f"not a readable tar{after}: {exn}", shard=path) from exn
 
 
-def iter_samples(shard: PathLike) -> Iterator[ShardSample]:
+def _extension(name: str) -> str | None:
+    match = _KEY_EXT.match(name)
+    return match.group(2).lower() if match else None
+
+
+def iter_samples(shard: PathLike, extensions: Collection[str] | None = None) -> Iterator[ShardSample]:
     """Group a shard's members into samples the way WebDataset does (consecutive members sharing a key).
 
     Names without an extension and WebDataset metadata (``__...__``) are skipped; extensions are
-    lower-cased; a repeated extension within one sample raises :class:`ShardError`.
+    lower-cased; a repeated extension within one sample raises :class:`ShardError`. With ``extensions``
+    only members of those extensions are read; the others are listed in the sample's ``unread``.
     """
     path = os.fspath(shard)
+    read = None if extensions is None else (lambda name: _extension(name) in extensions)
     current: ShardSample | None = None
-    for name, data in iter_members(path):
+    for name, data in iter_members(path, read):
         if _META.match(name):
             continue
         match = _KEY_EXT.match(name)
@@ -178,9 +194,12 @@ def iter_samples(shard: PathLike) -> Iterator[ShardSample]:
             if current is not None:
                 yield current
             current = ShardSample(path, key, {})
-        if ext in current.members:
+        if ext in current.members or ext in current.unread:
             raise ShardError(f"duplicate member {name!r} in one sample", shard=path, key=key)
-        current.members[ext] = data
+        if data is None:
+            current.unread.add(ext)
+        else:
+            current.members[ext] = data
     if current is not None:
         yield current
 
@@ -213,20 +232,42 @@ def crop_waveform(waveform: torch.Tensor, crop_size: int) -> list[tuple[torch.Te
     return [(waveform[..., i * crop_size : (i + 1) * crop_size], crop_size) for i in range(full)]
 
 
-def _load(sample: ShardSample) -> tuple[torch.Tensor, int, Any]:
-    shard, key, members = sample.shard, sample.key, sample.members
-    ext = pick_audio_ext(members)
-    has_json = "json" in members
+def sample_json(sample: ShardSample) -> Any:
+    """The parsed ``.json`` member of a sample that also has an audio member (read or not); otherwise
+    :class:`ShardError` naming shard and key."""
+    shard, key = sample.shard, sample.key
+    present = set(sample.members) | sample.unread
+    ext = pick_audio_ext(present)
+    has_json = "json" in present
     if ext is None:
-        what = "a json member" if has_json else f"members {sorted(members)}"
+        what = "a json member" if has_json else f"members {sorted(present)}"
         raise ShardError(f"has {what} but no audio member (one of {', '.join(AUDIO_EXTENSIONS)})", shard=shard, key=key)
     if not has_json:
         raise ShardError(f"has a .{ext} audio member but no .json member", shard=shard, key=key)
     try:
-        meta = json.loads(members["json"])
+        return json.loads(sample.members["json"])
     except (ValueError, UnicodeDecodeError) as exn:
         raise ShardError(f"its .json member is not valid JSON: {exn}", shard=shard, key=key) from exn
-    waveform, sr = decode_audio(members[ext], ext, shard=shard, key=key)
+
+
+def _load(sample: ShardSample) -> tuple[torch.Tensor, int, Any]:
+    """Decode one sample: ``(waveform [C, N] float32, sample rate, parsed json)``; errors name shard and key.
+
+    A NaN or infinite audio sample is a :class:`ShardError` too: it would reach the encoder and be
+    embedded silently.
+    """
+    meta = sample_json(sample)
+    ext = pick_audio_ext(sample.members)
+    assert ext is not None  # sample_json found one; every member of the sample must have been read
+    waveform, sr = decode_audio(sample.members[ext], ext, shard=sample.shard, key=sample.key)
+    finite = torch.isfinite(waveform)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ShardError(
+            f"its decoded .{ext} audio holds {bad} NaN/Inf sample(s) of {waveform.numel()}",
+            shard=sample.shard,
+            key=sample.key,
+        )
     return waveform, sr, meta
 
 

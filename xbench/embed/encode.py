@@ -30,7 +30,7 @@ from xbench._version import __version__
 from xbench.core.enums import Protocol, choices
 from xbench.data.shards import Clip, iter_clips, resolve_shards, sorted_shards
 from xbench.embed.cache import is_complete, key_hash, write_unit
-from xbench.encoder.contract import HarnessedEncoder
+from xbench.encoder.contract import EncoderOutputError, HarnessedEncoder
 from xbench.taskspec.config import TaskConfig
 
 PROTOCOLS = choices(Protocol)
@@ -144,6 +144,25 @@ def _batches_equal_length(clips: Iterable[Clip], batch_size: int) -> Iterator[li
     yield from flush()
 
 
+class NonFiniteEmbeddingError(EncoderOutputError):
+    """The encoder returned NaN or Inf for a clip; the message names task, split, shard and clip key."""
+
+
+def _encode(encoder: HarnessedEncoder, wave: torch.Tensor, unit: EmbedUnit, clips: list[Clip]) -> np.ndarray:
+    """``encoder(wave)`` as numpy; :class:`NonFiniteEmbeddingError` naming the first clip with a NaN or Inf."""
+    emb = encoder(wave).numpy()
+    finite = np.isfinite(emb).reshape(len(clips), -1).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        bad = int((~np.isfinite(emb[row])).sum())
+        raise NonFiniteEmbeddingError(
+            f"task {unit.task}, split {unit.split}, shard {clips[row].shard}, key {clips[row].key!r}: the encoder "
+            f"returned {bad} NaN/Inf value(s) of {emb[row].size} for this clip ({int((~finite).sum())} of "
+            f"{len(clips)} clips in its batch); nothing of this unit was cached"
+        )
+    return emb
+
+
 def _record(clip: Clip) -> dict[str, Any]:
     return {
         "key": clip.key,
@@ -163,7 +182,11 @@ def embed_unit(
     cache_dtype: str = "float16",
     progress: Any = None,
 ) -> int:
-    """Encode one unit and commit it to the cache; returns the number of stored clips."""
+    """Encode one unit and commit it to the cache; returns the number of stored clips.
+
+    A NaN or Inf in the encoder's output raises :class:`NonFiniteEmbeddingError` (and a NaN audio sample a
+    :class:`xbench.data.shards.ShardError`) before anything of the unit is written: it stays not done.
+    """
     clips = iter_clips(list(unit.shards), encoder.sampling_rate, crop_length)
     records: list[dict[str, Any]] = []
     frames: list[np.ndarray] = []
@@ -172,7 +195,7 @@ def embed_unit(
         for batch in _batches_equal_length(clips, batch_size):
             n = batch[0][1].num_samples
             wave = torch.stack([clip.waveform[:n] for _, clip in batch])
-            emb = encoder(wave).numpy()
+            emb = _encode(encoder, wave, unit, [clip for _, clip in batch])
             for row, (pos, clip) in enumerate(batch):
                 out[pos] = (_record(clip), emb[row])
             if progress is not None:
@@ -188,7 +211,7 @@ def embed_unit(
             wave = torch.zeros(len(pending), width)
             for row, clip in enumerate(pending):
                 wave[row, : clip.waveform.shape[0]] = clip.waveform
-            emb = encoder(wave).numpy()
+            emb = _encode(encoder, wave, unit, pending)
             seen: set[str] = set()
             for row, clip in enumerate(pending):
                 if clip.source_key in seen:  # X-ARES keeps one crop per file per batch

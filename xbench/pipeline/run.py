@@ -23,6 +23,7 @@ from xbench.core.atomic_io import atomic_write_bytes, atomic_write_json
 from xbench.core.enums import CacheDtype, Overwrite, Protocol, choice, choices, parse_tracks
 from xbench.core.paths import cache_root as default_cache_root
 from xbench.core.paths import task_audio_dir
+from xbench.data.labels import check_labels
 from xbench.embed.cache import EmbeddedUnit, concat_units, read_unit
 from xbench.embed.encode import EmbedUnit, embed_unit, plan_units, split_names
 from xbench.encoder.contract import HarnessedEncoder, HarnessOptions, load_encoder, validate_attributes
@@ -103,10 +104,15 @@ class TaskRunner:
         self.predictions: tuple[dict[str, list[str]], dict[str, Any]] | None = None  # for `xbench compare`
 
     def units(self) -> list[EmbedUnit]:
+        """The task's embed units, once every split's labels pass (read from the shards' json members alone,
+        before any audio is encoded: :class:`xbench.data.labels.ClipLabelError` names task, split, shard, key)."""
         audio_dir = task_audio_dir(self.task, self.opts.data_root)
-        return plan_units(
+        units = plan_units(
             self.task, audio_dir, self.unit_root, self.identity, self.opts.protocol, self.opts.cache_dtype
         )
+        for unit in units:
+            check_labels(self.task, unit.split, unit.shards)
+        return units
 
     def embed(self, units: list[EmbedUnit]) -> float:
         todo = [u for u in units if self.opts.overwrite == "always" or not u.done()]
@@ -259,9 +265,9 @@ def evaluate(
         runner = TaskRunner(task, lazy, identity, slug, opts)
         runner.check_supported()
         runners.append(runner)
-    # stage 1: embed every missing unit of every task, then release the encoder
-    for runner in runners:
-        units = runner.units()
+    # stage 1: plan every task (checking all labels), embed every missing unit of every task, release the encoder
+    planned = [(runner, runner.units()) for runner in runners]
+    for runner, units in planned:
         pending.append((runner, units, runner.embed(units)))
     lazy.release()
     # stage 2: score from the cache alone

@@ -246,6 +246,35 @@ class LabelSpec:
             raise LabelError(f"{_where(task)}captions must be a dict or list, got {_short(value)}")
         raise LabelError(f"{_where(task)}labels of kind {kind!r} cannot be encoded")  # unreachable
 
+    def check(self, json_obj: Any, task: str | None = None) -> None:
+        """Raise :class:`LabelError` unless ``json_obj`` gives a target: what :meth:`encode` (clip kinds) or
+        :meth:`frame_targets` (``events``/``notes``: every item's keys, times and classes) would refuse."""
+        if self.kind in ("events", "notes"):
+            self._frame_items(json_obj, task)
+        else:
+            self.encode(json_obj, task)
+
+    def _frame_items(self, json_obj: Any, task: str | None) -> list[tuple[float, float, list[int]]]:
+        """``(start, end, class indices)`` of every event or note of one json (``events`` may join classes)."""
+        if self.classes is None:
+            raise LabelError(f"{_where(task)}classes of labels not loaded (classes_file={self.classes_file!r})")
+        if not isinstance(json_obj, list):
+            raise LabelError(f"{_where(task)}expected a list of {self.kind}, got {_short(json_obj)}")
+        items = []
+        for item in json_obj:
+            try:
+                start, end, label = item[self.start_key], item[self.end_key], item[self.field]
+            except (KeyError, TypeError, IndexError):
+                raise LabelError(
+                    f"{_where(task)}each of the {self.kind} needs keys {self.start_key!r}, {self.end_key!r}, "
+                    f"{self.field!r}: {_short(item)}"
+                ) from None
+            if not (_is_number(start) and _is_number(end)):
+                raise LabelError(f"{_where(task)}{self.kind} times must be numbers (seconds): {_short(item)}")
+            names = label.split(self.separator) if self.separator and isinstance(label, str) else [label]
+            items.append((start, end, [self.class_index(name, task) for name in names]))
+        return items
+
     def frame_targets(
         self, json_obj: Any, hop_ms: float, n_frames: int | None = None, task: str | None = None
     ) -> np.ndarray:
@@ -260,29 +289,14 @@ class LabelSpec:
             raise LabelError(f"{_where(task)}labels of kind {self.kind!r} have no frame targets")
         if not _is_number(hop_ms) or hop_ms <= 0:
             raise LabelError(f"{_where(task)}hop_ms must be > 0, got {hop_ms!r}")
-        if self.classes is None:
-            raise LabelError(f"{_where(task)}classes of labels not loaded (classes_file={self.classes_file!r})")
-        if not isinstance(json_obj, list):
-            raise LabelError(f"{_where(task)}expected a list of {self.kind}, got {_short(json_obj)}")
-        items = []
-        for item in json_obj:
-            try:
-                items.append((item[self.start_key], item[self.end_key], item[self.field]))
-            except (KeyError, TypeError):
-                raise LabelError(
-                    f"{_where(task)}each of the {self.kind} needs keys {self.start_key!r}, {self.end_key!r}, "
-                    f"{self.field!r}: {_short(item)}"
-                ) from None
+        items = self._frame_items(json_obj, task)
         if self.kind == "events":
             width = _sec_to_frames(self.clip_seconds, hop_ms)
         else:
             width = _sec_to_frames(max(end for _, end, _ in items), hop_ms) if items else 0
         target = np.zeros((len(self.classes), width), dtype=np.float32)
-        for start, end, label in items:
-            lo, hi = _sec_to_frames(start, hop_ms), _sec_to_frames(end, hop_ms)
-            names = label.split(self.separator) if self.separator and isinstance(label, str) else [label]
-            for name in names:
-                target[self.class_index(name, task), lo:hi] = 1.0
+        for start, end, indices in items:
+            target[indices, _sec_to_frames(start, hop_ms) : _sec_to_frames(end, hop_ms)] = 1.0
         return target if n_frames is None else _pad_or_trim(target, n_frames)
 
     def with_classes_from(self, base_dir: str | Path) -> LabelSpec:
