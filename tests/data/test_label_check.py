@@ -1,12 +1,10 @@
 """Labels checked from the shards' json members alone (xbench.data.labels.check_labels), audio left unread."""
 
-import io
 import json
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
+from test_audio_io import _raw_tar as _tar
 
 from xbench.data.labels import ClipLabelError, check_labels
 from xbench.data.shards import ShardError, iter_samples
@@ -15,15 +13,6 @@ from xbench.taskspec.config import LabelError, LabelSpec, TaskConfig
 
 CLASSES = ("dog", "cat")
 WAV = encode_audio(np.zeros(1600, np.float32), 16000, "wav")
-
-
-def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def _json(obj) -> bytes:
