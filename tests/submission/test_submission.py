@@ -1,7 +1,11 @@
-"""``xbench package`` / ``verify-submission`` on an encoder written here: local imports, weights, fresh venv."""
+"""``xbench package`` / ``verify-submission`` on an encoder written here: local imports, weights, fresh venv.
+
+Both run the encoder's code in the bubblewrap sandbox (see tests/submission/test_sandbox.py).
+"""
 
 import hashlib
 import json
+import time
 import zipfile
 
 import pytest
@@ -11,6 +15,7 @@ from xbench.cli import main
 from xbench.submission.imports import scan_imports
 from xbench.submission.manifest import SubmissionError
 from xbench.submission.package import PackageOptions, package
+from xbench.submission.small_task import SCORE_FLOOR
 from xbench.submission.verify import VerifyOptions, verify_submission
 
 ENCODER = """\
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from featurize import frame_energy
+from featurize import band_energy
 from mylib import Projection
 
 
@@ -28,23 +33,26 @@ class TinyEnergyEncoder(torch.nn.Module):
         self.sampling_rate = 16000
         self.hop_size_in_ms = 20
         self.output_dim = OUTPUT_DIM
-        self.proj = Projection(4, 8)
+        self.proj = Projection(8, 8)
         self.proj.load_state_dict(torch.load(Path(__file__).parent / "weights.pt"))
 
     def forward(self, audio):
         import json  # a function-level stdlib import: not a requirement
 
-        return self.proj(frame_energy(audio, 320))
+        return self.proj(band_energy(audio, 320))
 """
 
 FEATURIZE = """\
 import numpy as np
 import torch
 
+EDGES = (0, 5, 10, 20, 28, 40, 60, 100, 161)  # rfft bins (50 Hz each) of a 320-sample frame
 
-def frame_energy(audio, hop):
+
+def band_energy(audio, hop):
     frames = audio[:, : audio.shape[1] // hop * hop].reshape(audio.shape[0], -1, hop)
-    bands = torch.stack([frames[..., i::4].abs().mean(-1) for i in range(4)], -1)
+    spec = torch.fft.rfft(frames, dim=-1).abs()
+    bands = torch.stack([spec[..., a:b].mean(-1) for a, b in zip(EDGES, EDGES[1:])], -1)
     return torch.log1p(bands * float(np.e))
 """
 
@@ -59,7 +67,7 @@ def encoder_dir(tmp_path):
     (root / "mylib" / "__init__.py").write_text("from .layers import Projection\n")
     (root / "mylib" / "layers.py").write_text("import torch\n\n\nclass Projection(torch.nn.Linear):\n    pass\n")
     torch.manual_seed(0)
-    torch.save(torch.nn.Linear(4, 8).state_dict(), root / "weights.pt")
+    torch.save(torch.nn.Linear(8, 8).state_dict(), root / "weights.pt")
     # clutter: caches, VCS, data, an unused module, a package data file
     (root / "mylib" / "__pycache__" / "layers.cpython-311.pyc").write_bytes(b"\0" * 64)
     (root / "mylib" / "table.bin").write_bytes(b"\1" * 64)
@@ -93,21 +101,32 @@ def test_package_then_verify_in_a_fresh_venv(encoder_dir, tmp_path):
     meta = json.loads(zipfile.ZipFile(out).read("metadata.json"))
     assert meta["encoder"] == {"file": "my_encoder.py", "class": "TinyEnergyEncoder"}
     assert (meta["sampling_rate"], meta["hop_size_in_ms"], meta["output_dim"]) == (16000, 20.0, 8)
-    assert meta["parameters"] == 4 * 8 + 8 and meta["authors"] == ["A. Person"]
+    assert meta["parameters"] == 8 * 8 + 8 and meta["authors"] == ["A. Person"]
+    assert meta["checker"]["sandbox"] == "bubblewrap"
     assert meta["weights"][0]["sha256"] == hashlib.sha256((encoder_dir / "weights.pt").read_bytes()).hexdigest()
     reqs = zipfile.ZipFile(out).read("requirements.txt").decode().split()
     assert sorted(r.split("==")[0] for r in reqs) == ["numpy", "torch"]
     assert json.loads(zipfile.ZipFile(out).read("check_report.json"))["ok"] is True
     assert "weights.pt" in res.size_report() and "total" in res.size_report()
 
-    ver = verify_submission(out, VerifyOptions(long_seconds=3))
-    steps = {name: (ok, detail) for name, ok, detail in ver.steps}
-    assert ver.ok, ver.text()
-    assert set(steps) >= {"checksums", "venv", "requirements", "isolation", "checker", "small task", "peak RAM"}
-    assert "/venv/" in ver.child["python"]  # ran by the venv's interpreter, not this one
-    assert ver.child["encoder_module_file"].endswith("submission/my_encoder.py")
-    assert 0 < ver.child["peak_rss_bytes"] < 12 * 2**30
-    assert set(ver.child["task"]) == {"mlp", "knn"}
+    start = time.monotonic()
+    ver = verify_submission(out)  # the defaults organisers use: a 600 s long-input check, the small task
+    elapsed = time.monotonic() - start
+    steps = {s.name: s for s in ver.steps}
+    assert ver.ok and ver.exit_code == 0, ver.text()
+    assert list(steps) == [
+        "metadata", "unpack", "checksums", "venv", "requirements", "checker", "isolation", "small task", "host memory"
+    ]
+    assert ver.sandbox["kind"] == "bubblewrap" and ver.sandbox["network"] == "none"
+    assert "/venv/" in ver.checker["python"]  # ran by the venv's interpreter, not this one
+    assert ver.checker["encoder"]["module_file"].endswith("submission/my_encoder.py")
+    assert ver.checker["batch"]["clips"] == 16 and ver.checker["batch"]["seconds"] == 10.0  # what a run encodes
+    for name in ("checker", "small task"):
+        assert 0 < steps[name].peak_rss_bytes < 12 * 2**30 and 0 < steps[name].wall_s < elapsed
+    assert set(ver.small_task["scores"]) == {"mlp", "knn"}
+    assert min(ver.small_task["scores"].values()) >= SCORE_FLOOR
+    assert "mlp 1.000" in steps["small task"].detail and "knn" in steps["small task"].detail
+    assert elapsed < 30, f"a normal entry took {elapsed:.1f} s to verify"
 
 
 def test_damaged_or_incomplete_zips_fail(encoder_dir, tmp_path):
@@ -120,7 +139,7 @@ def test_damaged_or_incomplete_zips_fail(encoder_dir, tmp_path):
         for name, data in files.items():
             zf.writestr(name, data + b"\n# edited" if name == "featurize.py" else data)
     res = verify_submission(tampered, VerifyOptions(long_seconds=2, small_task=False))
-    assert not res.ok and res.steps[-1][0] == "checksums" and "featurize.py" in res.steps[-1][2]
+    assert res.exit_code == 1 and res.steps[-1].name == "checksums" and "featurize.py" in res.steps[-1].detail
     # a helper left out (and out of the metadata): the encoder cannot import in the unpacked folder
     meta = json.loads(files["metadata.json"])
     meta["files"] = [f for f in meta["files"] if f["path"] != "featurize.py"]
@@ -131,7 +150,7 @@ def test_damaged_or_incomplete_zips_fail(encoder_dir, tmp_path):
                 zf.writestr(name, json.dumps(meta).encode() if name == "metadata.json" else data)
     res = verify_submission(incomplete, VerifyOptions(long_seconds=2, small_task=False))
     assert not res.ok
-    assert res.steps[-1][0] == "checker" and "featurize" in res.steps[-1][2]
+    assert res.steps[-1].name == "checker" and "featurize" in res.steps[-1].detail
 
 
 def test_download_stub_is_checksum_verified(encoder_dir, tmp_path):
@@ -147,7 +166,7 @@ def test_download_stub_is_checksum_verified(encoder_dir, tmp_path):
     assert names == CODE | GENERATED | {"fetch_weights.py"}  # weights not bundled
     res = verify_submission(out, VerifyOptions(long_seconds=2, small_task=False))
     assert res.ok, res.text()
-    assert "checksum OK" in dict((n, d) for n, _, d in res.steps)["weights download"]
+    assert "checksum OK" in {s.name: s.detail for s in res.steps}["weights download"]
     # a wrong checksum is refused at packaging time, since the local weights do not match it
     with pytest.raises(SubmissionError, match="SHA-256"):
         package(
@@ -158,7 +177,23 @@ def test_download_stub_is_checksum_verified(encoder_dir, tmp_path):
     # and by the stub when the served file changes after packaging
     mirror.write_bytes(b"not the weights")
     res = verify_submission(out, VerifyOptions(long_seconds=2, small_task=False))
-    assert not res.ok and "checksum mismatch" in res.steps[-1][2]
+    assert not res.ok and "checksum mismatch" in res.steps[-1].detail
+    # the fetch script is entry code too: one edited (its checksum updated to match) is never run
+    with zipfile.ZipFile(out) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    files["fetch_weights.py"] += b"\nopen('/tmp/pwned', 'w')\n"
+    meta = json.loads(files["metadata.json"])
+    for entry in meta["files"]:
+        if entry["path"] == "fetch_weights.py":
+            entry["sha256"] = hashlib.sha256(files["fetch_weights.py"]).hexdigest()
+    files["metadata.json"] = json.dumps(meta).encode()
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(edited, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    res = verify_submission(edited, VerifyOptions(long_seconds=2, small_task=False))
+    assert res.exit_code == 1
+    assert res.reason == "weights download: fetch_weights.py is not the script xbench package writes"
 
 
 def test_package_refuses_a_failing_encoder_and_shows_why(encoder_dir, tmp_path, capsys):

@@ -16,6 +16,7 @@ from xbench.core.enums import parse_tracks
 
 if TYPE_CHECKING:
     from xbench.encoder.contract import HarnessOptions
+    from xbench.submission.sandbox import Limits
 
 __all__ = [
     "CliError",
@@ -24,9 +25,11 @@ __all__ = [
     "add_harness",
     "add_json",
     "add_long_seconds",
+    "add_sandbox",
     "add_tasks_dir",
     "harness_options",
     "print_json",
+    "sandbox_limits",
     "tracks_arg",
     "user_errors",
 ]
@@ -95,6 +98,39 @@ def add_json(parser: argparse.ArgumentParser, help: str = "print JSON") -> None:
 def add_long_seconds(parser: argparse.ArgumentParser) -> None:
     """``--long-seconds``: length of the deep checker's long-input check."""
     parser.add_argument("--long-seconds", type=float, default=600.0, help="length of the long-input check (s)")
+
+
+def add_sandbox(parser: argparse.ArgumentParser) -> None:
+    """``--no-sandbox``, ``--memory-limit``, ``--timeout``, ``--cpu-seconds``: how the entry's code is confined."""
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the entry's code WITHOUT the bubblewrap sandbox (unconfined: only for code you trust)",
+    )
+    parser.add_argument(
+        "--memory-limit", type=float, default=None, metavar="GIB", help="memory of the process tree (default: 12 GiB)"
+    )
+    parser.add_argument("--timeout", type=float, default=None, metavar="S", help="wall time per step (default: 1 h)")
+    parser.add_argument(
+        "--cpu-seconds", type=float, default=None, metavar="S", help="CPU time per process (default: timeout x cores)"
+    )
+
+
+def sandbox_limits(args: argparse.Namespace) -> Limits:
+    """The :class:`~xbench.submission.sandbox.Limits` of ``--memory-limit``/``--timeout``/``--cpu-seconds``."""
+    from xbench.submission.sandbox import Limits
+
+    given = {}
+    for flag, field, value in (
+        ("--memory-limit", "memory_bytes", None if args.memory_limit is None else int(args.memory_limit * 2**30)),
+        ("--timeout", "wall_seconds", args.timeout),
+        ("--cpu-seconds", "cpu_seconds", args.cpu_seconds),
+    ):
+        if value is not None and not value > 0:
+            raise CliError(f"{flag} must be positive")
+        if value is not None:
+            given[field] = value
+    return Limits(**given)
 
 
 def add_harness(parser: argparse.ArgumentParser, device_help: str) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from xbench.cli.common import add_long_seconds, user_errors
+from xbench.cli.common import add_long_seconds, add_sandbox, sandbox_limits, user_errors
 
 
 def register(subparsers: Any) -> None:
@@ -14,9 +14,10 @@ def register(subparsers: Any) -> None:
     pack = subparsers.add_parser(
         "package",
         help="check an encoder and bundle it as a submission zip",
-        description="Run the deep checker (refusing on failure), then zip the encoder file, the local modules "
-        "it imports, requirements.txt, weights or a checksum-verified download script, metadata, the checker "
-        "report and a README; prints a size report. Exit 1 when the encoder fails the checker.",
+        description="Run the deep checker in a bubblewrap sandbox (refusing on failure), then zip the encoder "
+        "file, the local modules it imports, requirements.txt, weights or a checksum-verified download script, "
+        "metadata, the checker report and a README; prints a size report. Exit 1 when the encoder fails the "
+        "checker, 2 when the sandbox cannot run (see --no-sandbox).",
     )
     pack.add_argument("--encoder", required=True, help="path/to/encoder.py[:ClassName]")
     pack.add_argument("--out", required=True, help="the zip to write")
@@ -29,12 +30,14 @@ def register(subparsers: Any) -> None:
     pack.add_argument("--authors", nargs="+", default=None, help="author names")
     pack.add_argument("--device", default="cpu", help="device for the checker (default cpu)")
     add_long_seconds(pack)
+    add_sandbox(pack)
     pack.set_defaults(func=_package)
 
 
 def _package(args: argparse.Namespace) -> int:
     from xbench.submission.manifest import SubmissionError
     from xbench.submission.package import PackageOptions, package
+    from xbench.submission.sandbox import NO_SANDBOX_WARNING, SandboxUnavailable
 
     opts = PackageOptions(
         weights=args.weights or (),
@@ -46,8 +49,12 @@ def _package(args: argparse.Namespace) -> int:
         authors=args.authors or (),
         device=args.device,
         long_seconds=args.long_seconds,
+        sandbox=not args.no_sandbox,
+        limits=sandbox_limits(args),
     )
-    with user_errors(SubmissionError, code=1):
+    if args.no_sandbox:
+        print(f"WARNING: {NO_SANDBOX_WARNING}", file=sys.stderr)
+    with user_errors(SandboxUnavailable), user_errors(SubmissionError, code=1):
         res = package(args.encoder, args.out, opts)
     for warning in res.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -7,8 +7,9 @@ One copy of the schema for both sides: :mod:`xbench.submission.package` writes t
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 FORMAT = "xbench-submission/1"
@@ -19,6 +20,7 @@ README = "README.md"
 FETCH_SCRIPT_NAME = "fetch_weights.py"
 # written by ``xbench package``; an encoder folder's own file of one of these names would clash
 GENERATED = (REQUIREMENTS, METADATA, CHECK_REPORT, README)
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class SubmissionError(Exception):
@@ -41,13 +43,64 @@ def file_entries(files: Mapping[str, Path], generated: Mapping[str, bytes]) -> l
     return [{"path": n, "sha256": h, "bytes": b} for n, (h, b) in sorted(listing.items())]
 
 
-def _matches(path: Path, sha256: str) -> bool:
+def _entry_path(value: Any, where: str) -> str:
+    """``value`` when it is a plain relative POSIX path inside the entry (no ``..``, ``.``, empty or absolute parts)."""
+    text = value if isinstance(value, str) else ""
+    parts = text.split("/")
+    odd = not text or "\\" in text or "\x00" in text or ":" in parts[0]
+    if odd or any(p in ("", ".", "..") for p in parts):  # a leading "/" gives an empty first part
+        raise SubmissionError(f"{METADATA}: {where} {value!r} is not a relative path inside the entry")
+    return text
+
+
+def validate_metadata(meta: Any) -> dict[str, Any]:
+    """``meta`` when its format is known and every path it names is a relative path inside the entry.
+
+    Checked before anything of the entry is read or run: ``files`` (each with a 64-hex SHA-256),
+    ``encoder.file`` (a listed ``.py`` file) and ``encoder.class``, ``weights`` and ``download.path``.
+    Raises :class:`SubmissionError` with a one-line reason.
+    """
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise SubmissionError(f"{METADATA}: format {found!r} is not {FORMAT}")
+    encoder = meta.get("encoder") if isinstance(meta.get("encoder"), dict) else {}
+    file = _entry_path(encoder.get("file"), "encoder.file")
+    files = meta.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        raise SubmissionError(f"{METADATA}: 'files' must be a list of {{path, sha256, bytes}} entries")
+    listed = set()
+    for i, entry in enumerate(files):
+        listed.add(_entry_path(entry.get("path"), f"files[{i}].path"))
+        if not isinstance(entry.get("sha256"), str) or not SHA256_HEX.match(entry["sha256"]):
+            raise SubmissionError(f"{METADATA}: files[{i}] ({entry['path']}) has no 64-hex-digit sha256")
+    if not file.endswith(".py") or file not in listed:
+        raise SubmissionError(f"{METADATA}: encoder.file {file!r} is not a .py file listed in 'files'")
+    if not isinstance(encoder.get("class"), str) or not encoder["class"].isidentifier():
+        raise SubmissionError(f"{METADATA}: encoder.class {encoder.get('class')!r} is not a Python class name")
+    for i, weights in enumerate(meta.get("weights") or []):
+        _entry_path(weights.get("path") if isinstance(weights, dict) else None, f"weights[{i}].path")
+    if meta.get("download"):
+        download = meta["download"]
+        _entry_path(download.get("path") if isinstance(download, dict) else None, "download.path")
+        if not isinstance(download.get("sha256"), str) or not SHA256_HEX.match(download["sha256"]):
+            raise SubmissionError(f"{METADATA}: download.sha256 is not a 64-hex-digit SHA-256")
+    return meta
+
+
+def _matches(folder: Path, rel: str, sha256: str) -> bool:
+    """``folder/rel`` is a regular file, reached through no symbolic link, with this SHA-256."""
+    path = folder
+    for part in PurePosixPath(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            return False
     return path.is_file() and sha256_file(path) == sha256
 
 
 def check_files(folder: Path, meta: Mapping[str, Any], names: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(listed files missing from ``folder`` or with another SHA-256, unpacked ``names`` the list lacks)."""
+    """(listed files missing from ``folder``, reached through a link or with another SHA-256; unpacked ``names``
+    the list lacks). ``meta`` must have passed :func:`validate_metadata`."""
     entries = meta.get("files", [])
-    bad = [f["path"] for f in entries if not _matches(folder / f["path"], f["sha256"])]
+    bad = [f["path"] for f in entries if not _matches(folder, f["path"], f["sha256"])]
     listed = {f["path"] for f in entries} | {METADATA}
     return bad, sorted(set(names) - listed)

@@ -1,9 +1,11 @@
 """``xbench package``: check an encoder and bundle it as a self-contained submission zip.
 
-The deep checker runs first (a failure refuses the package). The zip then holds the encoder file, the
-local modules and packages it imports (:func:`xbench.submission.imports.scan_imports`; only ``.py``/``.pyi``
-files of the encoder's folder), a ``requirements.txt`` of its third-party imports at the installed
-versions, the weights (or a checksum-verified download script), ``metadata.json`` (format and checksums:
+The deep checker runs first, in the sandbox :mod:`xbench.submission.sandbox` (the encoder's folder and a
+scratch folder writable, no network, the memory and time limits), and a failure refuses the package.
+The zip then holds the encoder file, the local modules and packages it imports
+(:func:`xbench.submission.imports.scan_imports`; only ``.py``/``.pyi`` files of the encoder's folder), a
+``requirements.txt`` of its third-party imports at the installed versions, the weights (or a
+checksum-verified download script), ``metadata.json`` (format and checksums:
 :mod:`xbench.submission.manifest`), the checker report and a short README. Only what ``--weights`` and
 ``--include`` name joins the code; no caches, VCS folders or data.
 """
@@ -12,16 +14,18 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import shutil
+import sys
+import tempfile
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xbench.encoder.check_result import CheckResult
 from xbench.submission.imports import SKIP_DIRS, requirements_for, scan_imports
 from xbench.submission.manifest import (
     CHECK_REPORT,
@@ -31,12 +35,13 @@ from xbench.submission.manifest import (
     METADATA,
     README,
     REQUIREMENTS,
+    SHA256_HEX,
     SubmissionError,
     file_entries,
     sha256_file,
 )
+from xbench.submission.sandbox import Limits
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 FETCH_SCRIPT = '''"""Download this submission's weights and verify their SHA-256 (standard library only).
@@ -68,7 +73,7 @@ def main():
         print(f"{{TARGET}}: present, checksum OK")
         return 0
     TARGET.parent.mkdir(parents=True, exist_ok=True)
-    partial = TARGET.with_name(TARGET.name + ".part")
+    partial = TARGET.with_name(f".{{TARGET.name}}.{{os.getpid()}}.part")  # one per process
     with urllib.request.urlopen(URL, timeout=60) as response, open(partial, "wb") as out:
         while True:
             block = response.read(1 << 20)
@@ -103,6 +108,8 @@ class PackageOptions:
     authors: Sequence[str] = ()
     device: str = "cpu"
     long_seconds: float = 600.0
+    sandbox: bool = True  # False: --no-sandbox, the checker imports the encoder unconfined
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -111,7 +118,7 @@ class PackageResult:
 
     path: Path
     members: list[tuple[str, int, int]]  # (name, bytes, compressed bytes)
-    report: Any
+    report: dict[str, Any]  # the checker's report (CheckReport.to_dict())
     metadata: dict[str, Any]
     warnings: list[str]
 
@@ -174,21 +181,33 @@ def _readme(meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _checked_encoder(encoder: str, opts: PackageOptions) -> tuple[Any, Any]:
-    """(encoder instance, deep-check report); a failing check raises :class:`SubmissionError`."""
-    from xbench.encoder.contract import EncoderError, HarnessOptions, load_encoder
-    from xbench.encoder.deep_check import DeepCheckOptions, deep_check
+def _checked_encoder(file: Path, cls: str, opts: PackageOptions, readonly: list[Path]) -> dict[str, Any]:
+    """The checker's result for the encoder, run in the sandbox; a failure raises :class:`SubmissionError`.
 
+    ``readonly``: weights files outside the encoder's folder, visible to the check as they will be bundled.
+    """
+    from xbench.submission.child import run_child
+    from xbench.submission.sandbox import Sandbox, SandboxUnavailable
+
+    sandbox = Sandbox(enabled=opts.sandbox, gpu=opts.device.startswith("cuda"), limits=opts.limits)
+    sandbox.check()
+    spec = f"{file.resolve()}:{cls}" if cls else str(file.resolve())
+    scratch = Path(tempfile.mkdtemp(prefix="xbench-package-"))
     try:
-        instance = load_encoder(encoder)
-    except EncoderError as exc:
-        raise SubmissionError(str(exc)) from exc
-    report = deep_check(instance, HarnessOptions(device=opts.device), DeepCheckOptions(long_seconds=opts.long_seconds))
-    report.encoder = encoder
-    if not report.ok:
-        failing = "\n".join("  " + r.line() for r in report.failed)
+        args = ["check", "--spec", spec, "--device", opts.device, "--long", str(opts.long_seconds)]
+        where = {"cwd": file.resolve().parent, "scratch": scratch / "scratch", "logs": scratch / "logs"}
+        child = run_child(sandbox, sys.executable, args, name="checker", readonly=readonly, **where)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if child.tool_error:
+        raise SandboxUnavailable(f"the sandbox failed: {child.tool_error}")
+    if child.failure:
+        raise SubmissionError(f"the encoder could not be checked, not packaged: {child.failure}")
+    check = child.result["check"]
+    if not check["ok"]:
+        failing = "\n".join("  " + CheckResult(**r).line() for r in check["results"] if r["status"] == "fail")
         raise SubmissionError(f"the encoder fails the checker, not packaged:\n{failing}")
-    return instance, report
+    return child.result
 
 
 def _weights(opts: PackageOptions, root: Path, warnings: list[str]) -> tuple[dict[str, Path], list[dict[str, Any]]]:
@@ -209,6 +228,11 @@ def _weights(opts: PackageOptions, root: Path, warnings: list[str]) -> tuple[dic
     return members, entries
 
 
+def fetch_script(url: str, sha256: str, target: str) -> bytes:
+    """The ``fetch_weights.py`` that ``xbench package`` writes for these values (verification compares with it)."""
+    return FETCH_SCRIPT.format(url=url, sha256=sha256, target=target).encode()
+
+
 def _download_stub(opts: PackageOptions, root: Path) -> tuple[dict[str, Any], bytes]:
     """(the metadata's ``download`` entry, the fetch script) for ``--download-url``."""
     url = opts.download_url or ""
@@ -217,8 +241,7 @@ def _download_stub(opts: PackageOptions, root: Path) -> tuple[dict[str, Any], by
     local = root / target
     if local.is_file() and sha256_file(local) != sha:
         raise SubmissionError(f"{local}: its SHA-256 is not --sha256 {sha}; refusing a stub that would fail")
-    script = FETCH_SCRIPT.format(url=url, sha256=sha, target=target).encode()
-    return {"url": url, "sha256": sha, "path": target}, script
+    return {"url": url, "sha256": sha, "path": target}, fetch_script(url, sha, target)
 
 
 def _write_zip(out: Path, members: dict[str, Path], generated: dict[str, bytes], stored: set[str]) -> None:
@@ -253,10 +276,13 @@ def package(encoder: str, out: str | Path, options: PackageOptions | None = None
         raise SubmissionError(f"{encoder}: package needs an encoder .py file (file.py or file.py:ClassName)")
     if opts.weights and opts.download_url:
         raise SubmissionError("give either --weights or --download-url/--sha256, not both")
-    if opts.download_url and not (opts.sha256 and _SHA256.match(opts.sha256.lower())):
+    if opts.download_url and not (opts.sha256 and SHA256_HEX.match(opts.sha256.lower())):
         raise SubmissionError("--download-url needs --sha256 with the 64-hex-digit SHA-256 of the file")
     root = file.resolve().parent
-    instance, report = _checked_encoder(encoder, opts)
+    outside = [Path(w).resolve() for w in opts.weights if not Path(w).resolve().is_relative_to(root)]
+    checked = _checked_encoder(file, cls, opts, outside)
+    info, report = checked["encoder"], checked["check"]
+    report["encoder"] = encoder
 
     warnings: list[str] = []
     scan = scan_imports(file)
@@ -281,13 +307,13 @@ def package(encoder: str, out: str | Path, options: PackageOptions | None = None
 
     meta = {
         "format": FORMAT,
-        "name": opts.name or type(instance).__name__,
+        "name": opts.name or info["class"],
         "authors": list(opts.authors),
-        "encoder": {"file": file.name, "class": cls or type(instance).__name__},
-        "parameters": int(sum(p.numel() for p in instance.parameters())),
-        "sampling_rate": int(instance.sampling_rate),
-        "hop_size_in_ms": float(instance.hop_size_in_ms),
-        "output_dim": int(instance.output_dim),
+        "encoder": {"file": file.name, "class": cls or info["class"]},
+        "parameters": info["parameters"],
+        "sampling_rate": info["sampling_rate"],
+        "hop_size_in_ms": info["hop_size_in_ms"],
+        "output_dim": info["output_dim"],
         "xbench_version": __version__,
         "python": platform.python_version(),
         "torch": metadata.version("torch"),
@@ -295,10 +321,14 @@ def package(encoder: str, out: str | Path, options: PackageOptions | None = None
         "weights": weights_meta,
         "download": download,
         "requirements": requirements,
-        "checker": {"ok": report.ok, "warnings": [r.line() for r in report.warned]},
+        "checker": {
+            "ok": report["ok"],
+            "warnings": [CheckResult(**r).line() for r in report["results"] if r["status"] == "warn"],
+            "sandbox": "bubblewrap" if opts.sandbox else "none (--no-sandbox)",
+        },
     }
     generated[REQUIREMENTS] = ("\n".join(requirements) + "\n").encode()
-    generated[CHECK_REPORT] = json.dumps(report.to_dict(), indent=2, default=str).encode()
+    generated[CHECK_REPORT] = json.dumps(report, indent=2, default=str).encode()
     generated[README] = _readme(meta).encode()
     meta["files"] = file_entries(members, generated)
     generated[METADATA] = json.dumps(meta, indent=2).encode()

@@ -1,17 +1,25 @@
-"""``xbench verify-submission``: check a submission zip the way organisers will.
+"""``xbench verify-submission``: check a submission zip the way organisers will, on code from strangers.
 
-The zip is unpacked into a temporary folder, every file is checked against the checksums in
-``metadata.json``, a fresh venv is created, and in that venv (a subprocess whose working directory is
-the unpacked folder, :mod:`xbench.submission.child`) the deep checker and a small synthetic task run;
-peak memory is reported against the challenge limits (a Colab T4 session: 12 GiB RAM, 16 GiB GPU).
+In order, each step stopping the verification when it fails:
 
-The venv reuses the installed packages of the harness's own environment offline: its
-``site-packages`` holds a ``.pth`` file that adds this environment's site directories (processing
-their ``.pth`` files, so an editable xbench works). A fully isolated install would need the network
-(torch alone is a multi-GB download); what the check proves is that the submission runs with only
-its own files plus declared requirements, and that the pinned versions are the ones installed.
-``--find-links DIR`` additionally runs ``pip install --no-index --find-links DIR -r requirements.txt``
-into the venv, for requirements that the harness environment lacks.
+1. ``metadata``: ``metadata.json`` is read from the zip and validated before anything else is read or
+   run (:func:`xbench.submission.manifest.validate_metadata`: known format, every path relative and
+   inside the entry);
+2. ``unpack`` (links, devices, absolute and ``..`` members refused) and ``checksums`` (every file
+   listed, with its SHA-256, reached through no link; nothing unlisted);
+3. ``venv``: a fresh venv layered on the harness's own packages (offline: its ``site-packages``
+   holds a ``.pth`` file adding this environment's site directories), ``install`` with
+   ``--find-links`` (``pip install --no-index``), ``requirements`` (pinned versions installed);
+4. ``weights download`` for a download-stub entry: its ``fetch_weights.py`` must be the script
+   ``xbench package`` writes for the metadata's URL, SHA-256 and path; run outside the sandbox (it
+   needs the network), it checks the SHA-256;
+5. ``checker`` and ``small task`` in the sandbox (:mod:`xbench.submission.sandbox`), each a separate
+   process tree with its own limits; ``isolation`` (the encoder came from the entry's folder);
+6. ``host memory`` (peak RSS of the sandboxed process trees) and, on CUDA, ``GPU memory`` (reserved
+   plus context on a run-sized batch) against the challenge limits.
+
+Verdicts: ``ok`` (exit 0), ``rejected`` (the entry failed a step, exit 1), ``error`` (the tool could
+not verify, exit 2).
 """
 
 from __future__ import annotations
@@ -24,18 +32,26 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from xbench.submission.child import RESULT_MARK
-from xbench.submission.manifest import FETCH_SCRIPT_NAME, FORMAT, METADATA, REQUIREMENTS, check_files
-from xbench.submission.small_task import build_small_task
+from xbench.submission.child import ChildRun, run_child
+from xbench.submission.manifest import (
+    FETCH_SCRIPT_NAME,
+    METADATA,
+    REQUIREMENTS,
+    SubmissionError,
+    check_files,
+    validate_metadata,
+)
+from xbench.submission.memory import GPU_LIMIT, memory_verdict
+from xbench.submission.sandbox import Limits, Sandbox, harness_site_dirs
+from xbench.submission.small_task import build_small_task, score_verdict
 
-# the ICME 2025 challenge ran submissions in a Colab T4 session: 12 GiB RAM, 16 GiB GPU
-RAM_LIMIT = 12 * 2**30
-GPU_LIMIT = 16 * 2**30
+Verdict = Literal["pass", "fail", "error"]
+METADATA_MAX_BYTES = 2**20
 
 
 @dataclass
@@ -46,49 +62,91 @@ class VerifyOptions:
     long_seconds: float = 600.0
     find_links: Sequence[str] = ()
     keep: bool = False
-    timeout_s: float = 3600.0
     small_task: bool = True
+    sandbox: bool = True
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class Step:
+    """One verification step: its verdict, a one-line detail, and for sandboxed steps wall time and peak memory."""
+
+    name: str
+    verdict: Verdict
+    detail: str
+    wall_s: float | None = None
+    peak_rss_bytes: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "pass"
+
+    def line(self) -> str:
+        return f"{self.verdict.upper():5s} {self.name}: {self.detail}"
 
 
 @dataclass
 class VerifyResult:
-    """Outcome of every verification step; :attr:`ok` when all passed and memory is under the limits."""
+    """Every step's outcome, the sandbox used, and what the sandboxed steps reported."""
 
-    steps: list[tuple[str, bool, str]] = field(default_factory=list)
-    child: dict[str, Any] = field(default_factory=dict)
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    checker: dict[str, Any] = field(default_factory=dict)
+    small_task: dict[str, Any] = field(default_factory=dict)
     workdir: Path | None = None
 
     @property
-    def ok(self) -> bool:
-        return bool(self.steps) and all(ok for _, ok, _ in self.steps)
+    def status(self) -> Literal["ok", "rejected", "error"]:
+        if any(s.verdict == "error" for s in self.steps):
+            return "error"
+        return "ok" if self.steps and all(s.ok for s in self.steps) else "rejected"
 
-    def add(self, name: str, ok: bool, detail: str) -> bool:
-        """Record a step; returns ``ok`` so that a caller can stop at the first failure."""
-        self.steps.append((name, ok, detail))
-        return ok
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": 0, "rejected": 1, "error": 2}[self.status]
+
+    @property
+    def reason(self) -> str | None:
+        """The first failing step as one line (None when verified)."""
+        bad = next((s for s in self.steps if not s.ok), None)
+        return None if bad is None else " ".join(f"{bad.name}: {bad.detail}".split())
+
+    def add(self, name: str, ok: bool | Verdict, detail: str, run: ChildRun | None = None) -> bool:
+        """Record a step (``ok`` a bool or a verdict); returns whether it passed."""
+        verdict: Verdict = ok if isinstance(ok, str) else ("pass" if ok else "fail")
+        step = Step(name, verdict, " ".join(detail.split()))
+        if run is not None:
+            step.wall_s, step.peak_rss_bytes = round(run.run.wall_s, 3), run.run.peak_rss_bytes
+        self.steps.append(step)
+        return step.ok
 
     def text(self) -> str:
-        """One ``PASS``/``FAIL`` line per step, then the verdict."""
-        lines = [f"{'PASS' if ok else 'FAIL'}  {name}: {detail}" for name, ok, detail in self.steps]
-        lines.append("submission OK" if self.ok else "submission FAILED")
+        """The sandbox, one line per step, then the verdict with its reason."""
+        summary = self.sandbox.get("summary", "")
+        lines = [f"sandbox: {summary}"] + [s.line() for s in self.steps]
+        verdicts = {"ok": "submission OK", "rejected": "submission REJECTED", "error": "verification ERROR"}
+        lines.append(verdicts[self.status] + (f": {self.reason}" if self.reason else ""))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict, the steps and the child's raw result, for ``--json``."""
+        """The verdict, the sandbox, the steps and what the sandboxed steps reported, for ``--json``."""
         return {
+            "status": self.status,
             "ok": self.ok,
-            "steps": [{"name": n, "ok": ok, "detail": d} for n, ok, d in self.steps],
-            "child": self.child,
+            "reason": self.reason,
+            "sandbox": self.sandbox,
+            "steps": [
+                {"name": s.name, "verdict": s.verdict, "ok": s.ok, "detail": s.detail}
+                | ({"wall_s": s.wall_s, "peak_rss_bytes": s.peak_rss_bytes} if s.wall_s is not None else {})
+                for s in self.steps
+            ],
+            "checker": self.checker,
+            "small_task": self.small_task,
         }
-
-
-def _parent_site_dirs() -> list[str]:
-    import site
-
-    dirs = list(site.getsitepackages())
-    if site.ENABLE_USER_SITE and site.getusersitepackages():
-        dirs.append(site.getusersitepackages())
-    return [d for d in dirs if Path(d).is_dir()]
 
 
 def make_venv(folder: Path) -> Path:
@@ -99,7 +157,7 @@ def make_venv(folder: Path) -> Path:
     purelib = Path(
         subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True).stdout.strip()
     )
-    lines = [f"import site; site.addsitedir({d!r})" for d in _parent_site_dirs()]
+    lines = [f"import site; site.addsitedir({d!r})" for d in harness_site_dirs()]
     (purelib / "_xbench_parent_env.pth").write_text("\n".join(lines) + "\n")
     return python
 
@@ -110,49 +168,55 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
-
-
 def verify_submission(zip_path: str | Path, options: VerifyOptions | None = None) -> VerifyResult:
-    """Unpack, check checksums, make a venv, and run the checker and a small task there (see module doc)."""
+    """Verify ``zip_path`` (see the module doc).
+
+    Raises :class:`~xbench.submission.sandbox.SandboxUnavailable` before anything is read when the
+    sandbox is wanted and ``bwrap`` cannot run.
+    """
     opts = options or VerifyOptions()
-    result = VerifyResult()
+    sandbox = Sandbox(enabled=opts.sandbox, gpu=opts.device.startswith("cuda"), limits=opts.limits)
+    sandbox.check()
+    result = VerifyResult(sandbox=sandbox.describe() | {"summary": sandbox.summary()})
     zip_path = Path(zip_path).resolve()
-    if not zipfile.is_zipfile(zip_path):
-        result.add("unpack", False, f"{zip_path} is not a zip file")
+    meta = _metadata(zip_path, result)
+    if meta is None:
         return result
     work = Path(tempfile.mkdtemp(prefix="xbench-verify-"))
     result.workdir = work
     try:
-        _verify_in(zip_path, work, opts, result)
+        _verify_in(zip_path, work, meta, sandbox, opts, result)
     finally:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)
     return result
 
 
-def _unpack(zip_path: Path, sub: Path, result: VerifyResult) -> dict[str, Any] | None:
-    """Unpack and check every file against ``metadata.json``; the metadata, or None after a failed step."""
+def _metadata(zip_path: Path, result: VerifyResult) -> dict[str, Any] | None:
+    """``metadata.json`` read from the zip itself and validated, before anything is unpacked; else None."""
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            info = zf.getinfo(METADATA)
+            if info.file_size > METADATA_MAX_BYTES:
+                raise SubmissionError(f"{METADATA} is {info.file_size:,d} bytes (at most {METADATA_MAX_BYTES:,d})")
+            meta = validate_metadata(json.loads(zf.read(info)))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, SubmissionError) as exc:
+        result.add("metadata", False, f"{zip_path.name}: {exc}")
+        return None
+    return result.add("metadata", True, f"{len(meta['files'])} files listed, paths inside the entry") and meta
+
+
+def _unpack(zip_path: Path, sub: Path, meta: dict[str, Any], result: VerifyResult) -> bool:
     from xbench.data.safe_extract import safe_extract
 
     try:
         names = safe_extract(zip_path, sub, keep_archive=True)
     except Exception as exc:
-        result.add("unpack", False, f"{type(exc).__name__}: {exc}")
-        return None
+        return result.add("unpack", False, f"{type(exc).__name__}: {exc}")
     result.add("unpack", True, f"{len(names)} files into {sub}")
-    try:
-        meta = json.loads((sub / METADATA).read_text())
-    except (OSError, ValueError) as exc:
-        result.add("metadata", False, f"{METADATA} unreadable: {exc}")
-        return None
-    if meta.get("format") != FORMAT:
-        result.add("metadata", False, f"format {meta.get('format')!r} is not {FORMAT}")
-        return None
     bad, extra = check_files(sub, meta, names)
     detail = f"missing/damaged: {bad or 'none'}; unlisted: {extra or 'none'}"
-    return meta if result.add("checksums", not bad and not extra, detail) else None
+    return result.add("checksums", not bad and not extra, detail)
 
 
 def _prepare_venv(
@@ -163,7 +227,7 @@ def _prepare_venv(
     try:
         python = make_venv(work / "venv")
     except (subprocess.CalledProcessError, OSError) as exc:
-        result.add("venv", False, f"could not create a venv: {exc}")
+        result.add("venv", "error", f"could not create a venv: {exc}")
         return None
     result.add("venv", True, f"{python} ({time.perf_counter() - start:.1f} s; harness site-packages layered)")
     env = _child_env()
@@ -173,7 +237,7 @@ def _prepare_venv(
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if not result.add("install", proc.returncode == 0, (proc.stderr or proc.stdout).strip()[-800:] or "ok"):
             return None
-    proc = subprocess.run(
+    proc = subprocess.run(  # harness code only: reads the requirements file, imports nothing of the entry
         [str(python), "-I", "-m", "xbench.submission.child", "requirements", str(sub / REQUIREMENTS)],
         capture_output=True,
         text=True,
@@ -183,68 +247,95 @@ def _prepare_venv(
     reqs = meta.get("requirements", [])
     if not result.add("requirements", not mismatched, f"{len(reqs)} pinned, mismatched: {mismatched or 'none'}"):
         return None
-    if meta.get("download"):
-        target = sub / meta["download"]["path"]
-        proc = subprocess.run(
-            [str(python), str(sub / FETCH_SCRIPT_NAME)], capture_output=True, text=True, env=env, timeout=opts.timeout_s
-        )
-        ok = proc.returncode == 0 and target.is_file()
-        if not result.add("weights download", ok, (proc.stdout + proc.stderr).strip()[-400:]):
-            return None
+    if meta.get("download") and not _download(sub, meta["download"], opts, result):
+        return None
     return python
 
 
-def _verify_in(zip_path: Path, work: Path, opts: VerifyOptions, result: VerifyResult) -> None:
-    sub = work / "submission"
-    meta = _unpack(zip_path, sub, result)
-    python = _prepare_venv(work, sub, meta, opts, result) if meta is not None else None
-    if meta is None or python is None:
-        return
-    tasks_dir = build_small_task(work / "task") if opts.small_task else None
-    spec = f"{meta['encoder']['file']}:{meta['encoder']['class']}"
-    cmd = [str(python), "-I", "-m", "xbench.submission.child", "run", "--spec", spec, "--work", str(work)]
-    cmd += ["--device", opts.device, "--long", str(opts.long_seconds)]
-    cmd += ["--tasks-dir", str(tasks_dir)] if tasks_dir else []
-    start = time.perf_counter()
+def _download(sub: Path, download: dict[str, Any], opts: VerifyOptions, result: VerifyResult) -> bool:
+    """Run the entry's fetch script once it is known to be the one ``xbench package`` writes."""
+    from xbench.submission.package import fetch_script
+
+    script = sub / FETCH_SCRIPT_NAME
+    expected = fetch_script(download.get("url", ""), download["sha256"], download["path"])
+    if not script.is_file() or script.read_bytes() != expected:
+        return result.add("weights download", False, f"{FETCH_SCRIPT_NAME} is not the script xbench package writes")
     try:
-        proc = subprocess.run(cmd, cwd=sub, capture_output=True, text=True, env=_child_env(), timeout=opts.timeout_s)
+        proc = subprocess.run(
+            [sys.executable, "-I", str(script)],
+            capture_output=True,
+            text=True,
+            env=_child_env(),
+            timeout=opts.limits.wall_seconds,
+        )
     except subprocess.TimeoutExpired:
-        result.add("run", False, f"timed out after {opts.timeout_s:g} s")
-        return
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
-    if proc.returncode != 0 or not lines:
-        result.add("run", False, f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
-        return
-    result.child = json.loads(lines[-1][len(RESULT_MARK) :])
-    _judge_child(result, sub, tasks_dir is not None, time.perf_counter() - start)
+        return result.add("weights download", False, f"timed out after {opts.limits.wall_seconds:g} s")
+    ok = proc.returncode == 0 and (sub / download["path"]).is_file()
+    return result.add("weights download", ok, (proc.stdout + proc.stderr).strip()[-400:])
 
 
-def _judge_child(result: VerifyResult, sub: Path, with_task: bool, wall: float) -> None:
-    """Steps from the child's result: isolation, checker, small task, peak RAM and GPU memory."""
-    child = result.child
-    if "error" in child and "check" not in child:
-        result.add("checker", False, child["error"])
+def _sandboxed(
+    result: VerifyResult, name: str, child: ChildRun, verdict: Callable[[dict[str, Any]], tuple[bool, str]]
+) -> bool:
+    """Record a sandboxed step: the sandbox's error, else the entry's failure, else ``verdict(child.result)``."""
+    if child.tool_error:
+        return result.add(name, "error", f"the sandbox failed: {child.tool_error}", child)
+    if child.failure:
+        return result.add(name, False, child.failure, child)
+    ok, detail = verdict(child.result)
+    return result.add(name, ok, detail, child)
+
+
+def _checker_verdict(out: dict[str, Any]) -> tuple[bool, str]:
+    from xbench.encoder.check_result import CheckResult
+
+    check = out["check"]
+    failed = "; ".join(CheckResult(**r).line() for r in check["results"] if r["status"] == "fail")
+    counts = check["counts"]
+    detail = f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed"
+    return check["ok"], detail + (f" ({failed})" if failed else "")
+
+
+def _verify_in(
+    zip_path: Path, work: Path, meta: dict[str, Any], sandbox: Sandbox, opts: VerifyOptions, result: VerifyResult
+) -> None:
+    sub, scratch = work / "submission", work / "scratch"
+    if not _unpack(zip_path, sub, meta, result):
         return
-    where = Path(child.get("encoder_module_file", ""))
-    result.add("isolation", where.is_relative_to(sub.resolve()), f"encoder imported from {where}")
-    check = child["check"]
-    failed = [r for r in check["results"] if r["status"] == "fail"]
-    lines_failed = "; ".join(f"{r['name']}: {r['reason']}" for r in failed)
-    result.add(
-        "checker",
-        check["ok"],
-        f"{check['counts']['pass']} passed, {check['counts']['warn']} warnings, {check['counts']['fail']} failed"
-        + (f" ({lines_failed})" if failed else ""),
-    )
-    if with_task:
-        if "task" in child:
-            result.add("small task", True, f"scores {child['task']} in {child['task_s']:.1f} s")
-        else:
-            result.add("small task", False, child.get("error", "not run (the checker failed)"))
-    rss = child["peak_rss_bytes"]
-    result.add(
-        "peak RAM", rss <= RAM_LIMIT, f"{_gib(rss)} of the {_gib(RAM_LIMIT)} limit (whole process, {wall:.0f} s)"
-    )
-    if "peak_cuda_bytes" in child:
-        gpu = child["peak_cuda_bytes"]
-        result.add("peak GPU memory", gpu <= GPU_LIMIT, f"{_gib(gpu)} of the {_gib(GPU_LIMIT)} limit")
+    python = _prepare_venv(work, sub, meta, opts, result)
+    if python is None:
+        return
+    spec = f"{meta['encoder']['file']}:{meta['encoder']['class']}"
+    where = {"cwd": sub, "scratch": scratch, "logs": work / "logs"}
+    check_args = ["check", "--spec", spec, "--device", opts.device, "--long", str(opts.long_seconds)]
+    checker = run_child(sandbox, str(python), check_args, name="checker", **where)
+    result.checker = checker.result
+    if not _sandboxed(result, "checker", checker, _checker_verdict):
+        return
+    module_file = Path(checker.result["encoder"]["module_file"])
+    result.add("isolation", module_file.is_relative_to(sub.resolve()), f"encoder imported from {module_file}")
+    runs = [checker]
+    if opts.small_task:
+        tasks_dir = build_small_task(work / "task")
+        task_args = ["task", "--spec", spec, "--device", opts.device, "--work", str(scratch)]
+        task_args += ["--tasks-dir", str(tasks_dir)]
+        small = run_child(sandbox, str(python), task_args, name="small-task", readonly=[work / "task"], **where)
+        result.small_task = small.result
+        _sandboxed(result, "small task", small, lambda out: score_verdict(out["scores"]))
+        runs.append(small)
+    peaks = ", ".join(f"{r.run.peak_rss_bytes / 2**30:.2f} GiB" for r in runs)
+    ok, detail = memory_verdict(max(r.run.peak_rss_bytes for r in runs), opts.limits.memory_bytes, "peak RSS")
+    result.add("host memory", ok, f"{detail} (process tree, per sandboxed step: {peaks})")
+    _gpu_step(result, checker.result.get("batch", {}))
+
+
+def _gpu_step(result: VerifyResult, batch: dict[str, Any]) -> None:
+    """The GPU verdict from the run-sized batch measured in the checker step (CUDA runs only)."""
+    if "gpu" not in batch:
+        if "error" in batch:
+            result.add("run batch", False, f"a run-sized batch raised {batch['error']}")
+        return
+    gpu = batch["gpu"]
+    ok, detail = memory_verdict(gpu["peak"], GPU_LIMIT, "reserved + context")
+    shape = f"{batch['clips']} × {batch['seconds']:g} s batch"
+    result.add("GPU memory", ok, f"{detail} ({gpu['reserved_peak'] / 2**30:.2f} GiB reserved on a {shape})")
