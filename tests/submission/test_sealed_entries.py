@@ -149,6 +149,7 @@ def test_an_entry_opening_a_socket_is_rejected_and_reaches_nothing(world, capsys
     checker = report["steps"][-1]
     assert checker["name"] == "checker" and checker["verdict"] == "fail" and checker["peak_rss_bytes"] > 0
     assert checker["wall_s"] > 0 and report["sandbox"]["kind"] == "bubblewrap"
+    assert all(s["wall_s"] >= 0 and s["peak_rss_bytes"] is None for s in report["steps"][:-1])  # harness steps
     assert snapshot(world) == before
 
 

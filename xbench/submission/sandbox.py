@@ -355,6 +355,7 @@ class Sandbox:
         empty); ``cwd``, ``scratch`` and ``writable`` are writable, ``readonly`` is read-only; the
         output goes to ``logs/<name>.out`` / ``.err`` (outside the sandbox's view).
         """
+        scratch = Path(os.path.realpath(scratch))
         home, tmp = scratch / "home", scratch / "tmp"
         for folder in (home, tmp):
             shutil.rmtree(folder, ignore_errors=True)

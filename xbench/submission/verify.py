@@ -24,6 +24,7 @@ not verify, exit 2).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -69,13 +70,13 @@ class VerifyOptions:
 
 @dataclass
 class Step:
-    """One verification step: its verdict, a one-line detail, and for sandboxed steps wall time and peak memory."""
+    """One verification step: its verdict, a one-line detail, its wall time, and for sandboxed steps peak memory."""
 
     name: str
     verdict: Verdict
     detail: str
-    wall_s: float | None = None
-    peak_rss_bytes: int | None = None
+    wall_s: float
+    peak_rss_bytes: int | None = None  # the step's process tree; None for the harness's own steps
 
     @property
     def ok(self) -> bool:
@@ -94,6 +95,7 @@ class VerifyResult:
     checker: dict[str, Any] = field(default_factory=dict)
     small_task: dict[str, Any] = field(default_factory=dict)
     workdir: Path | None = None
+    _clock: float = field(default_factory=time.monotonic, repr=False)
 
     @property
     def status(self) -> Literal["ok", "rejected", "error"]:
@@ -118,11 +120,12 @@ class VerifyResult:
     def add(self, name: str, ok: bool | Verdict, detail: str, run: ChildRun | None = None) -> bool:
         """Record a step (``ok`` a bool or a verdict); returns whether it passed."""
         verdict: Verdict = ok if isinstance(ok, str) else ("pass" if ok else "fail")
-        step = Step(name, verdict, " ".join(detail.split()))
-        if run is not None:
-            step.wall_s, step.peak_rss_bytes = round(run.run.wall_s, 3), run.run.peak_rss_bytes
-        self.steps.append(step)
-        return step.ok
+        now = time.monotonic()
+        wall = run.run.wall_s if run is not None else now - self._clock  # the harness's steps: since the last one
+        self._clock = now
+        peak = run.run.peak_rss_bytes if run is not None else None
+        self.steps.append(Step(name, verdict, " ".join(detail.split()), round(wall, 3), peak))
+        return verdict == "pass"
 
     def text(self) -> str:
         """The sandbox, one line per step, then the verdict with its reason."""
@@ -139,11 +142,7 @@ class VerifyResult:
             "ok": self.ok,
             "reason": self.reason,
             "sandbox": self.sandbox,
-            "steps": [
-                {"name": s.name, "verdict": s.verdict, "ok": s.ok, "detail": s.detail}
-                | ({"wall_s": s.wall_s, "peak_rss_bytes": s.peak_rss_bytes} if s.wall_s is not None else {})
-                for s in self.steps
-            ],
+            "steps": [dataclasses.asdict(s) | {"ok": s.ok} for s in self.steps],
             "checker": self.checker,
             "small_task": self.small_task,
         }
