@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _HF_NAMES = {"dasheng-base": "base", "dasheng-0.6B": "0.6b", "dasheng-1.2B": "1.2b"}
 MIN_SAMPLES = 640  # 4 STFT frames = one token; shorter clips are zero-padded to this
+XARES_CHUNK_SECONDS = 10  # X-ARES's example/dasheng/dasheng_encoder.py: 10 s chunks, a last one under 1 s padded to 1 s
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], DashengConfig | None]:
@@ -90,6 +91,10 @@ class DashengEncoder(nn.Module):
 
     ``top_db_scope``: ``"clip"`` (default) floors each clip's log-mel at its own max - 120 dB;
     ``"batch"`` uses the loudest clip of the batch, exactly as the reference package does.
+    ``use_protocol("xares")`` (called by the harness under ``--protocol xares``) makes it behave as
+    X-ARES's own Dasheng wrapper (``example/dasheng/dasheng_encoder.py`` over the ``dasheng`` package):
+    the batch-global top-dB floor, and clips longer than 10 s encoded in 10 s chunks whose frames are
+    concatenated, a last chunk shorter than 1 s zero-padded to 1 s with all its frames kept.
     """
 
     sampling_rate = 16000
@@ -111,14 +116,34 @@ class DashengEncoder(nn.Module):
                 card = next(c for c in CARDS if c.name == self.card_name)
                 checkpoint = fetch_weights(card)
         self.model, self.weights_source = build_model(self.variant, checkpoint, top_db_scope)
+        self.top_db_scope = top_db_scope  # as built; use_protocol returns to it outside the xares protocol
+        self.xares_chunks = False
         if checkpoint is None:
             log.warning("%s: random weights (%s)", type(self).__name__, self.weights_source)
         self.output_dim = self.model.config.embed_dim
         self.eval()
 
+    def use_protocol(self, protocol: str) -> dict[str, Any]:
+        """The harness's protocol hook (:func:`xbench.encoder.contract.apply_protocol`): ``xares`` behaves as
+        X-ARES's Dasheng wrapper (see the class), any other protocol as built."""
+        xares = protocol == "xares"
+        self.model.top_db_scope = "batch" if xares else self.top_db_scope
+        self.xares_chunks = xares
+        if not xares:
+            return {}
+        return {"top_db_scope": "batch", "chunks": "example/dasheng: 10 s, a last chunk under 1 s padded to 1 s"}
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.ndim == 1:
             audio = audio.unsqueeze(0)
+        chunk = XARES_CHUNK_SECONDS * self.sampling_rate
+        if self.xares_chunks and audio.shape[-1] > chunk:
+            pieces = []
+            for part in audio.split(chunk, dim=-1):
+                if part.shape[-1] < self.sampling_rate:
+                    part = torch.nn.functional.pad(part, (0, self.sampling_rate - part.shape[-1]))
+                pieces.append(self.model(part))
+            return torch.cat(pieces, dim=1)
         if audio.shape[-1] < MIN_SAMPLES:
             audio = torch.nn.functional.pad(audio, (0, MIN_SAMPLES - audio.shape[-1]))
         return self.model(audio)

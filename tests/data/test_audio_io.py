@@ -24,7 +24,7 @@ from xbench.data.shards import (
 )
 from xbench.data.writer import encode_audio, write_audio_shards
 
-from conftest import FIXTURES
+from conftest import FIXTURES, optional_oracle
 
 REFERENCE = FIXTURES / "resample_reference.npz"
 SR = 16000
@@ -110,14 +110,6 @@ def _reference_cases():
         return cases, z["lengths"], str(z["torchaudio_version"])
 
 
-def _live_torchaudio():
-    try:
-        import torchaudio.functional as taf
-    except (ImportError, OSError):
-        return None
-    return taf
-
-
 def test_resample_matches_torchaudio_reference():
     """xbench.data.resample vs torchaudio.functional.resample, max abs error <= 1e-5.
 
@@ -128,7 +120,7 @@ def test_resample_matches_torchaudio_reference():
     """
     cases, _, version = _reference_cases()
     assert version.startswith("2.") and len(cases) == 7
-    taf = _live_torchaudio()
+    taf = optional_oracle("torchaudio.functional")
     covered = set()
     for name, x, expected, orig, new, kwargs in cases:
         got = resample(torch.from_numpy(x), orig, new, **kwargs)

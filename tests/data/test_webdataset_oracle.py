@@ -17,13 +17,13 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from xbench.data.shards import iter_samples
 from xbench.data.writer import encode_audio, write_audio_shards
 
-wds_tar = pytest.importorskip("webdataset.tariterators")
+from conftest import require_oracle
+
 ROOT = Path(__file__).resolve().parents[2]
 WDS_FIELDS = {"__key__", "__url__", "__local_path__"}
 
@@ -45,7 +45,7 @@ def _by_xbench(shards: list[Path]) -> list[tuple[str, dict[str, bytes]]]:
 
 
 def _by_webdataset(shards: list[Path]) -> list[tuple[str, dict[str, bytes]]]:
-    samples = wds_tar.tarfile_samples([{"url": str(p)} for p in shards])
+    samples = require_oracle("webdataset.tariterators").tarfile_samples([{"url": str(p)} for p in shards])
     return [(s["__key__"], {k: v for k, v in s.items() if k not in WDS_FIELDS}) for s in samples]
 
 

@@ -8,7 +8,7 @@ from xbench.encoder.contract import _import_file
 from xbench.encoder.xares_checker import XARES_CHECK_NAMES, check_audio_encoder, main, xares_checks
 from xbench.encoders.baselines import LogMelEncoder, RandomProjectionEncoder
 
-from conftest import BROKEN
+from conftest import BROKEN, require_oracle
 
 MODULE = _import_file(BROKEN)
 CLASSES = {
@@ -57,9 +57,7 @@ def test_pinned_verdicts(name):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_same_verdict_as_xares_package(name):
-    xares_checker = pytest.importorskip(
-        "xares.audio_encoder_checker", reason="test oracle pip xares==0.1.3 (installed by scripts/setup.sh)"
-    )
+    xares_checker = require_oracle("xares.audio_encoder_checker")
     assert check_audio_encoder(CLASSES[name]()) is xares_checker.check_audio_encoder(CLASSES[name]())
 
 

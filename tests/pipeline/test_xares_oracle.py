@@ -12,7 +12,7 @@ from xbench.encoders.baselines import LogMelEncoder
 from xbench.pipeline.run import RunOptions, evaluate
 from xbench.taskspec.config import LabelSpec, TaskConfig
 
-from conftest import FIXTURES
+from conftest import FIXTURES, require_oracle
 
 SR = 16000
 CLASSES = ["low", "mid", "high"]
@@ -32,7 +32,7 @@ def _items(seed, n, prefix):
 @pytest.mark.slow
 @pytest.mark.parametrize("crop", [None, 1])  # X-ARES crops need crop_length * sr to be an int
 def test_knn_equals_xares_package(tmp_path, crop):
-    pytest.importorskip("xares.task", reason="test oracle pip xares==0.1.3 (installed by scripts/setup.sh)")
+    require_oracle("xares.task")
     name = "toyoracle"
     env = tmp_path / "env"
     data = env / name

@@ -6,6 +6,8 @@ from xbench.probes.knn import knn_scores
 from xbench.scoring.metrics import accuracy, retrieval_recall_at_1, segment_f1, word_error_rate
 from xbench.scoring.scores import ScoredTask, aggregate, bootstrap_interval, normalise
 
+from conftest import require_oracle
+
 
 def _clusters(seed=0, n=200, d=32, c=5, shift=None):
     rng = np.random.default_rng(seed)
@@ -26,7 +28,7 @@ def test_knn_separates_clusters():
 
 @pytest.mark.parametrize("shift", [None, 5.0])
 def test_xares_protocol_equals_xares_package(shift):
-    trainer = pytest.importorskip("xares.trainer", reason="test oracle pip xares==0.1.3 (scripts/setup.sh)")
+    trainer = require_oracle("xares.trainer")
     x, y = _clusters(seed=1, n=300, d=24, c=7, shift=shift)
     ours = knn_scores(x[:200], y[:200], x[200:], 7, protocol="xares")
     ref = trainer.KNN(torch.from_numpy(x[:200]), torch.from_numpy(y[:200]), num_classes=7)(torch.from_numpy(x[200:]))
@@ -98,6 +100,6 @@ def test_recall_and_wer():
     text = np.repeat(np.eye(3), 2, axis=0)
     assert retrieval_recall_at_1(audio, text, 2) == 1.0
     assert word_error_rate(["the cat sat"], ["The cat sat down"]) == pytest.approx(1 / 3)
-    jiwer = pytest.importorskip("jiwer")
+    jiwer = require_oracle("jiwer")
     refs, hyps = ["a b c d", "hello world"], ["a x c", "hello there world"]
     assert word_error_rate(refs, hyps) == pytest.approx(jiwer.wer(refs, hyps))

@@ -18,6 +18,8 @@ from xbench.suites.offline.sources import detect_sources, file_sha256
 from xbench.suites.offline.texts import KEYWORDS, LANGUAGES
 from xbench.taskspec.registry import load_tasks
 
+from conftest import require_optional
+
 SOURCES = detect_sources()
 needs_espeak = pytest.mark.skipif(not SOURCES.espeak, reason="espeakng-loader is not installed")
 
@@ -165,7 +167,7 @@ def test_espeak_is_deterministic_despite_library_state() -> None:
 
 
 def test_openwakeword_frames_match_the_official_embedding() -> None:
-    pytest.importorskip("openwakeword")
+    require_optional("openwakeword")
     from xbench.encoders.offline.openwakeword_encoder import OpenWakeWordEncoder
 
     enc = OpenWakeWordEncoder()
@@ -178,7 +180,7 @@ def test_openwakeword_frames_match_the_official_embedding() -> None:
 
 
 def test_resemblyzer_frames_end_in_the_official_utterance_embedding() -> None:
-    pytest.importorskip("resemblyzer")
+    require_optional("resemblyzer")
     from xbench.encoders.offline.resemblyzer_encoder import ResemblyzerEncoder
 
     enc = ResemblyzerEncoder()
@@ -193,7 +195,7 @@ def test_resemblyzer_frames_end_in_the_official_utterance_embedding() -> None:
 
 
 def test_crepe_tiny_frames_and_pitch_sensitivity() -> None:
-    pytest.importorskip("torchcrepe")
+    require_optional("torchcrepe")
     from xbench.encoders.offline.crepe_encoder import CrepeTinyEncoder
 
     enc = CrepeTinyEncoder().eval()

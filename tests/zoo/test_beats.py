@@ -27,7 +27,7 @@ from xbench.encoders.beats.pretrain import (
 )
 from xbench.encoders.weights import WeightsUnavailableError
 
-from conftest import FIXTURES
+from conftest import FIXTURES, require_oracle
 
 TOL = 1e-5
 TINY = replace(
@@ -43,13 +43,7 @@ TINY = replace(
 
 
 def _oracle():
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from openbeats.beats_encoder import BeatsEncoder
-    except (ImportError, OSError) as exc:
-        pytest.skip(f"the openbeats package (test oracle) is not importable: {exc}")
-    return BeatsEncoder
+    return require_oracle("openbeats.beats_encoder").BeatsEncoder
 
 
 def _oracle_model(cfg: dict, seed: int = 0):

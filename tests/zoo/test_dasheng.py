@@ -20,18 +20,14 @@ from xbench.encoders.dasheng.pretrain import DashengMAE, MAEConfig, random_maski
 from xbench.encoders.dasheng.pretrain.mae import save_encoder_checkpoint
 from xbench.encoders.weights import WeightsUnavailableError
 
-from conftest import FIXTURES
+from conftest import FIXTURES, require_oracle
 
 TOL = 1e-5
 TINY = DashengConfig(embed_dim=16, depth=2, num_heads=2, target_length=32)
 
 
 def _package():
-    try:
-        from dasheng.pretrained.pretrained import Dasheng
-    except (ImportError, OSError) as exc:
-        pytest.skip(f"the dasheng package (test oracle) is not importable: {exc}")
-    return Dasheng
+    return require_oracle("dasheng.pretrained.pretrained").Dasheng
 
 
 def _randomise_bn(model: torch.nn.Module, seed: int = 1) -> None:

@@ -8,19 +8,14 @@ import torch
 
 from xbench.encoders.frontends import MelSpectrogram, amplitude_to_db, kaldi_fbank, kaldi_frames
 
-from conftest import FIXTURES
+from conftest import FIXTURES, require_oracle
 
 REF = np.load(FIXTURES / "frontend_reference.npz")
 TOL = 1e-4  # dB (mel) and log-energy units (fbank)
 
 
 def _torchaudio():
-    try:
-        import torchaudio.compliance.kaldi as kaldi
-        import torchaudio.transforms as transforms
-    except (ImportError, OSError) as exc:  # the dev venv's torchaudio has its compiled parts removed
-        pytest.skip(f"torchaudio not importable: {exc}")
-    return kaldi, transforms
+    return require_oracle("torchaudio.compliance.kaldi"), require_oracle("torchaudio.transforms")
 
 
 def _dasheng_mel(x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,8 @@ from xbench.encoders.card import ZooCard, ZooCardError
 from xbench.encoders.registry import all_cards
 from xbench.encoders.weights import WeightsChecksumError, WeightsUnavailableError, fetch_weights
 
+from conftest import OPTIONAL_CARDS, require_optional
+
 CARDS = all_cards()
 
 
@@ -26,6 +28,8 @@ def test_cards_and_entry_points_agree():
 @pytest.mark.parametrize("name", sorted(CARDS))
 def test_card_matches_encoder_and_check_passes(name):
     card = CARDS[name]
+    if name in OPTIONAL_CARDS:
+        require_optional(OPTIONAL_CARDS[name])
     encoder = load_encoder(name)
     assert (encoder.sampling_rate, encoder.output_dim, encoder.hop_size_in_ms) == (
         card.sampling_rate,
@@ -36,6 +40,10 @@ def test_card_matches_encoder_and_check_passes(name):
         assert sum(p.numel() for p in encoder.parameters()) == card.parameters
     report = deep_check(encoder, options=DeepCheckOptions(long_seconds=30.0))
     assert report.ok, report.text()
+
+
+def test_optional_cards_are_the_cards_of_an_extra():
+    assert {name for name, card in CARDS.items() if card.extra == "zoo-offline"} == set(OPTIONAL_CARDS)
 
 
 def test_card_validation_names_field():

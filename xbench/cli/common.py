@@ -136,7 +136,12 @@ def sandbox_limits(args: argparse.Namespace) -> Limits:
 def add_harness(parser: argparse.ArgumentParser, device_help: str) -> None:
     """``--device``, ``--chunk-seconds`` and ``--raw``: the harness wrapper settings (see :func:`harness_options`)."""
     parser.add_argument("--device", default="cpu", help=device_help)
-    parser.add_argument("--chunk-seconds", type=float, default=10.0, help="harness chunk length (s); 0 disables")
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=10.0,
+        help="harness chunk length (s); 0 disables; run --protocol xares passes whole clips",
+    )
     parser.add_argument("--raw", action="store_true", help="switch the harness wrapper off (call as X-ARES does)")
 
 

@@ -16,6 +16,9 @@ Three ways to name one (:func:`load_encoder`):
 the output to float32 on the CPU, and validates every output. ``HarnessOptions(enabled=False)``
 switches all of that off and calls the encoder exactly as X-ARES 0.1.3 does (no ``.eval()``, no
 chunking, output moved to the CPU as it is).
+
+A run under ``--protocol xares`` never chunks (:meth:`HarnessOptions.for_protocol`) and tells the encoder
+its protocol through the encoder's optional ``use_protocol`` method (:func:`apply_protocol`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numbers
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -248,6 +251,48 @@ class HarnessOptions:
             "chunk_seconds": self.chunk_seconds,
             "min_chunk_seconds": self.min_chunk_seconds,
         }
+
+    def for_protocol(self, protocol: str) -> HarnessOptions:
+        """The options of a run under ``protocol``: ``xares`` passes whole clips (no chunking), as X-ARES's
+        ``XaresTask.make_encoded_tar`` (``xares/task.py``) hands every padded batch to the encoder as it is."""
+        return replace(self, chunk_seconds=None) if protocol == "xares" else self
+
+
+PROTOCOL_HOOK = "use_protocol"
+"""The optional encoder method through which a run tells the encoder its protocol (see :func:`apply_protocol`)."""
+
+
+def apply_protocol(encoder: torch.nn.Module, protocol: str) -> dict[str, Any]:
+    """Tell ``encoder`` the run's protocol through its optional ``use_protocol(protocol) -> dict`` method.
+
+    The harness calls it once per run, before it takes the encoder's identity and before any audio.
+    Under ``"xares"`` an encoder switches to the behaviour of X-ARES's own wrapper of its model (the zoo's
+    Dasheng: ``example/dasheng/dasheng_encoder.py``'s 10 s chunks and the ``dasheng`` package's batch-global
+    top-dB floor); under any other protocol it returns to the behaviour it was built with. It returns a
+    JSON-safe dict of the protocol-specific settings in force, ``{}`` when it behaves as built; a non-empty
+    dict is recorded in the encoder identity, so the two behaviours never share a cache entry.
+    Returns ``{}`` for an encoder without the method.
+    """
+    hook = getattr(encoder, PROTOCOL_HOOK, None)
+    if hook is None:
+        return {}
+    name = type(encoder).__name__
+    if not callable(hook):
+        raise EncoderAttributeError(f"{name}: {PROTOCOL_HOOK!r} must be a method use_protocol(protocol) -> dict")
+    try:
+        described = hook(protocol)
+    except Exception as exc:
+        raise EncoderError(f"{name}.{PROTOCOL_HOOK}({protocol!r}) failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(described, dict):
+        raise EncoderAttributeError(
+            f"{name}.{PROTOCOL_HOOK}({protocol!r}) returned {type(described).__name__}, expected a dict"
+        )
+    return described
+
+
+def protocol_identity(harness: HarnessOptions, behaviour: dict[str, Any]) -> dict[str, Any]:
+    """The harness options and a protocol behaviour (:func:`apply_protocol`) as the encoder identity records them."""
+    return {**harness.describe(), **({"protocol_behaviour": behaviour} if behaviour else {})}
 
 
 def check_output(output: Any, batch: int, output_dim: Any, who: str) -> torch.Tensor:

@@ -26,7 +26,14 @@ from xbench.core.paths import task_audio_dir
 from xbench.data.labels import check_labels
 from xbench.embed.cache import EmbeddedUnit, concat_units, read_unit
 from xbench.embed.encode import EmbedUnit, embed_unit, plan_units, split_names
-from xbench.encoder.contract import HarnessedEncoder, HarnessOptions, load_encoder, validate_attributes
+from xbench.encoder.contract import (
+    HarnessedEncoder,
+    HarnessOptions,
+    apply_protocol,
+    load_encoder,
+    protocol_identity,
+    validate_attributes,
+)
 from xbench.encoder.identity import encoder_fingerprint, encoder_identity, encoder_slug
 from xbench.pipeline.scorers import ScoreInput, get_scorer, scorer_settings, split_roles
 from xbench.scoring.record import ResultRecord, TrackScore
@@ -66,6 +73,7 @@ class RunOptions:
         self.protocol = choice(Protocol, self.protocol, "protocol")
         self.overwrite = choice(Overwrite, self.overwrite, "overwrite")
         self.cache_dtype = choice(CacheDtype, self.cache_dtype, "cache_dtype")
+        self.harness = self.harness.for_protocol(self.protocol)  # xares: whole clips, no harness chunking
 
 
 class _LazyEncoder:
@@ -235,7 +243,8 @@ def evaluate(
         raise ValueError(f"overwrite must be one of {OVERWRITE}, got {opts.overwrite!r}")
     instance = load_encoder(encoder)
     validate_attributes(instance)
-    identity = encoder_identity(instance, opts.harness.describe())
+    behaviour = apply_protocol(instance, opts.protocol)  # the encoder's own protocol hook, if it has one
+    identity = encoder_identity(instance, protocol_identity(opts.harness, behaviour))
     slug = encoder_slug(instance, encoder_fingerprint(identity))
     lazy = _LazyEncoder(instance, opts.harness)
     del instance  # from here on only `lazy` holds the encoder, and it lets go after stage 1

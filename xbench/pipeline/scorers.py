@@ -28,6 +28,7 @@ import torch
 from xbench.embed.cache import EmbeddedUnit, concat_units
 from xbench.probes.knn import knn_scores
 from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets, train_probe
+from xbench.probes.xares_recipe import XaresRecipe, encoded_shard_sizes
 from xbench.scoring.metrics import CLIP_METRICS, METRICS, accuracy
 from xbench.scoring.scores import bootstrap_interval
 from xbench.taskspec.config import TaskConfig
@@ -217,6 +218,16 @@ def _interval(tests: dict[str, tuple[Any, ProbeData]], fn: Any, rounds: int, see
     return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed)
 
 
+def _xares_recipe(inp: ScoreInput, index: int) -> XaresRecipe | None:
+    """Under ``--protocol xares``: how X-ARES initialises and orders evaluation round ``index``'s probe."""
+    task = inp.task
+    if inp.options.protocol != "xares":
+        return None
+    sizes = [len(inp.splits[name]) for name in split_roles(task)[index][1].split(",")]
+    shards = encoded_shard_sizes(sizes, task.save_encoded_per_batches)
+    return XaresRecipe(task.seed, index, shards, task.epochs, task.valid_every)
+
+
 def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bool) -> Scored:
     """MLP probe per fold (and kNN when ``knn``): raw metric, 0–1 score, folds, 95 % interval per track.
 
@@ -231,7 +242,7 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
 
     folds_mlp, folds_knn, tests_mlp, tests_knn = [], [], {}, {}
     test_keys: dict[str, list[str]] = {}
-    for fold, *units in inp.folds():
+    for index, (fold, *units) in enumerate(inp.folds()):
         train, valid, test = (data_of(task, u, inp.hop) for u in units)
         test_keys[fold] = units[2].keys
         if "mlp" in opts.tracks:
@@ -240,7 +251,7 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
                 loss="bce" if task.criterion == "BCEWithLogitsLoss" else "cross_entropy",
                 pos_weight=task.criterion_args.get("pos_weight"),
             )
-            result = train_probe(train, valid, task.output_dim, cfg, selection)
+            result = train_probe(train, valid, task.output_dim, cfg, selection, xares=_xares_recipe(inp, index))
             logits = predict(result.model, test, cfg.batch_size_valid or cfg.batch_size, opts.device)
             folds_mlp.append(metric(logits, test))
             tests_mlp[fold] = (logits, test)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from xbench.probes.loop import TrainResult, train_loop
+from xbench.probes.xares_recipe import XaresRecipe
 
 
 class LinearProbe(torch.nn.Module):
@@ -64,12 +65,15 @@ class ProbeData:
         return len(self.inputs)
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None
+        self, batch_size: int, generator: torch.Generator | None = None, order: Sequence[int] | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """Yield ``(x, y, mask)``; shuffled with ``generator`` when given; ``mask`` is None for clips."""
-        order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
+        """Yield ``(x, y, mask)``; shuffled with ``generator``, or in ``order`` (item indices), when given;
+        ``mask`` is None for clips."""
+        if order is None:
+            order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
+        perm = torch.as_tensor(order, dtype=torch.long)
         for start in range(0, len(self), batch_size):
-            idx = order[start : start + batch_size]
+            idx = perm[start : start + batch_size]
             if not self.frame_level:
                 yield self.inputs[idx], self.targets[idx], None
                 continue
@@ -125,17 +129,21 @@ def train_probe(
     config: ProbeConfig,
     validate: Callable[[list | np.ndarray, ProbeData], float],
     progress: Callable[[str], None] | None = None,
+    xares: XaresRecipe | None = None,
 ) -> TrainResult[LinearProbe]:
     """Train a :class:`LinearProbe`; ``validate(logits, valid)`` returns a higher-is-better value.
 
-    The weights of the first epoch with a strictly better validation value are kept.
+    The weights of the first epoch with a strictly better validation value are kept. ``xares``
+    (``--protocol xares``): initialise and order the training items as X-ARES 0.1.3 does instead of
+    from ``config.seed``.
     """
     loss_fn = _loss_fn(config)
     device = config.device
 
     def build() -> LinearProbe:
         first = train.inputs[0] if train.frame_level else train.inputs
-        return LinearProbe(first.shape[-1], num_outputs).to(device)
+        make = lambda: LinearProbe(first.shape[-1], num_outputs)  # noqa: E731
+        return (make() if xares is None else xares.build(make)).to(device)
 
     def batch_loss(model: LinearProbe, batch: tuple) -> tuple[torch.Tensor, int]:
         x, y, mask = batch
@@ -147,7 +155,11 @@ def train_probe(
         train,
         valid,
         build,
-        lambda gen: train.batches(config.batch_size, gen),
+        (
+            (lambda gen: train.batches(config.batch_size, gen))
+            if xares is None
+            else xares.batches(lambda order: train.batches(config.batch_size, order=order))
+        ),
         batch_loss,
         lambda model: validate(predict(model, valid, config.batch_size_valid or config.batch_size, device), valid),
         config,
