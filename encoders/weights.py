@@ -11,16 +11,15 @@ use seeded random weights instead (:func:`use_pretrained`); :func:`seeded` is th
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from xbench.core.atomic_io import sha256_file, temp_path
 from xbench.core.paths import cache_root
 from xbench.encoders.card import ZooCard
 
@@ -69,18 +68,10 @@ def weights_dir(root: str | Path | None = None) -> Path:
     return Path(env).expanduser() if env else cache_root() / "weights"
 
 
-def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(card: ZooCard, path: Path) -> None:
     if card.weights_sha256 is None:
         return
-    actual = sha256sum(path)
+    actual = sha256_file(path)
     if actual != card.weights_sha256:
         raise WeightsChecksumError(
             f"zoo encoder {card.name!r}: {path} has sha256 {actual}, expected {card.weights_sha256}"
@@ -101,14 +92,14 @@ def fetch_weights(card: ZooCard, root: str | Path | None = None, offline: bool |
     if offline or not card.weights_url:
         raise WeightsUnavailableError(f"zoo encoder {card.name!r}: weights not in the cache; {place}")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{card.weights_file}.", suffix=".part", dir=folder)
+    tmp = temp_path(path)  # unique per process, so concurrent fetches never share it
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(card.weights_url, timeout=60) as resp:
+        with open(tmp, "xb") as out, urllib.request.urlopen(card.weights_url, timeout=60) as resp:
             shutil.copyfileobj(resp, out, 1 << 20)
-        _verify(card, Path(tmp))
+        _verify(card, tmp)
         os.replace(tmp, path)
     except (urllib.error.URLError, OSError) as exc:
         raise WeightsUnavailableError(f"zoo encoder {card.name!r}: download failed ({exc}); {place}") from exc
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return path

@@ -9,6 +9,7 @@ import random
 import stat
 import sys
 import tarfile
+import threading
 import types
 import zipfile
 from collections.abc import Mapping
@@ -600,3 +601,77 @@ def test_file_in_place_that_fails_verification_is_fetched_again(fake, root):
 def test_unresolvable_host_fails_at_once():
     with pytest.raises(ZenodoError, match="cannot resolve zenodo.invalid"):
         fetch_record(1, "http://zenodo.invalid", retries=5, backoff=10.0)
+
+
+# -- verification after download ---------------------------------------------------------------------------
+def _flip_byte(path: Path, offset: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    at = len(data) // 2 if offset is None else offset
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_verify_rechecks_every_file_and_extracted_member_against_the_marker(fake, root):
+    fake.add_record(120, {"shards.zip": zip_of(SHARDS), "extra.tar": shard(9)})
+    (first,) = run([Task("t", 120)], root, fake)
+    assert first.status == "downloaded", first.message
+    folder = record_dir(120, root)
+    marker = read_marker(folder, 120)
+    assert marker["members"] == {name: f"md5:{md5(data)}" for name, data in SHARDS.items()}
+    requests = sum(fake.requests.values())
+    (ok,) = run([Task("t", 120)], root, verify=True)
+    assert (ok.status, ok.ok, ok.corrupt, ok.missing) == ("verified", True, [], [])
+    assert "3 file(s) verified" in ok.message  # extra.tar and the two members of the deleted zip
+
+    _flip_byte(folder / "wds-audio-test-000000.tar")  # inside an extracted member (its archive is gone)
+    _flip_byte(folder / "extra.tar", 700)  # inside a plain shard, within a clip's audio
+    (bad,) = run([Task("t", 120)], root, verify=True)
+    assert bad.status == "corrupt" and not bad.ok
+    assert [line.split(":")[0] for line in bad.corrupt] == [
+        str(folder / "extra.tar"),
+        str(folder / "wds-audio-test-000000.tar"),
+    ]
+    assert f"recorded at download md5:{md5(shard(9))}" in bad.corrupt[0]
+    (folder / "wds-audio-train-000000.tar").unlink()
+    (gone,) = run([Task("t", 120)], root, verify=True)
+    assert gone.missing == [folder / "wds-audio-train-000000.tar"] and len(gone.corrupt) == 2
+    assert sum(fake.requests.values()) == requests  # verification fetches nothing
+    assert "corrupt " in gone.line() and "missing " in gone.line()
+
+
+def test_verify_of_a_record_not_downloaded_is_not_ok(root):
+    (result,) = run([Task("t", 121)], root, verify=True)
+    assert result.status == "missing" and not result.ok and "no .complete marker" in result.message
+
+
+def test_download_verify_command(fake, root, monkeypatch, capsys):
+    registry = types.ModuleType("xbench.taskspec.registry")
+    registry.get_task = lambda name, tasks_dir=None: Task("esc50", 122)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "xbench.taskspec.registry", registry)
+    fake.add_record(122, {"a.tar": shard(11)})
+    monkeypatch.setenv("XBENCH_ZENODO_URL", fake.url)
+    assert main(["download", "esc50", "--data-root", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["download", "esc50", "--data-root", str(root), "--verify"]) == 0
+    assert "esc50: verified" in capsys.readouterr().out
+    _flip_byte(record_dir(122, root) / "a.tar")
+    assert main(["download", "esc50", "--data-root", str(root), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "esc50: corrupt" in out and f"corrupt {record_dir(122, root) / 'a.tar'}: md5:" in out
+
+
+def test_two_downloads_of_one_record_at_once_fetch_each_file_once(fake, root):
+    fake.add_record(123, {"a.tar": blob(70, 1 << 20), "b.tar": blob(71, 1 << 20)})
+    fake.cut_after["a.tar"] = (1 << 19, 1)  # a transfer broken half-way, resumed from its .part
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(run([Task("t", 123)], root, fake)[0])) for _ in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in results) == ["downloaded", "present"]
+    assert fake.requests[fake.file_path(123, "b.tar")] == 1
+    assert fake.requests[fake.file_path(123, "a.tar")] == 2  # the cut transfer and its resumption, by one process
+    folder = record_dir(123, root)
+    assert (folder / "a.tar").read_bytes() == blob(70, 1 << 20)
+    assert not list(folder.glob("*.part")) and not (folder / download_mod.CLAIM_NAME).exists()

@@ -34,9 +34,10 @@ def _check(args: argparse.Namespace) -> int:
     from xbench.encoder.contract import EncoderError, load_encoder
     from xbench.encoder.deep_check import DeepCheckOptions, deep_check
 
+    harness = harness_options(args)
     with user_errors(EncoderError):
         encoder = load_encoder(args.encoder)
-    report = deep_check(encoder, harness_options(args), DeepCheckOptions(long_seconds=args.long_seconds))
+    report = deep_check(encoder, harness, DeepCheckOptions(long_seconds=args.long_seconds))
     report.encoder = args.encoder
     if args.json:
         print_json(report.to_dict())

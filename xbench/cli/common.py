@@ -146,9 +146,13 @@ def add_harness(parser: argparse.ArgumentParser, device_help: str) -> None:
 
 
 def harness_options(args: argparse.Namespace) -> HarnessOptions:
-    """The :class:`~xbench.encoder.contract.HarnessOptions` of ``--device``/``--chunk-seconds``/``--raw``."""
+    """The :class:`~xbench.encoder.contract.HarnessOptions` of ``--device``/``--chunk-seconds``/``--raw``;
+    a device torch cannot use here (``--device cuda`` without CUDA) is a :class:`CliError`."""
+    from xbench.core.devices import check_device
     from xbench.encoder.contract import HarnessOptions
 
+    with user_errors(ValueError):
+        check_device(args.device)
     return HarnessOptions(
         enabled=not args.raw,
         device=args.device,

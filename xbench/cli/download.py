@@ -9,14 +9,15 @@ from xbench.cli.common import add_tasks_dir, user_errors
 
 
 def register(subparsers: Any) -> None:
-    """Add ``download TASK... [--data-root] [--offline] [--mirror] [--keep-archives] [--tasks-dir]``."""
+    """Add ``download TASK... [--data-root] [--offline] [--mirror] [--keep-archives] [--verify] [--tasks-dir]``."""
     parser = subparsers.add_parser(
         "download",
         help="download and verify the Zenodo data of tasks",
         description=(
             "Fetch each task's Zenodo record into <data root>/zenodo/<record id>/, resuming partial files, "
             "verifying sizes and md5s, and extracting archives safely. Private tasks are never downloaded. "
-            "Exit 1 while some task's data is missing or failed."
+            "--verify fetches nothing and rechecks every downloaded file against the checksums recorded at "
+            "download. Exit 1 while some task's data is missing, corrupt or failed."
         ),
     )
     parser.add_argument("tasks", nargs="+", metavar="TASK", help="task names")
@@ -26,6 +27,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--mirror", metavar="DIR", default=None, help="copy records from DIR/<record id>/<file>")
     parser.add_argument("--keep-archives", action="store_true", help="keep zip/tar.gz archives after extraction")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="fetch nothing: recheck every downloaded file (and extracted member) against its recorded checksum",
+    )
     add_tasks_dir(parser, "extra folder of task declarations")
     parser.set_defaults(func=_download)
 
@@ -37,7 +43,12 @@ def _download(args: argparse.Namespace) -> int:
     with user_errors(LookupError, ValueError, OSError, ImportError):
         tasks = [get_task(name, args.tasks_dir) for name in args.tasks]
     results = download_tasks(
-        tasks, root=args.data_root, offline=args.offline, mirror=args.mirror, keep_archives=args.keep_archives
+        tasks,
+        root=args.data_root,
+        offline=args.offline,
+        mirror=args.mirror,
+        keep_archives=args.keep_archives,
+        verify=args.verify,
     )
     for result in results:
         print(result.line())

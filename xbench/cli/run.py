@@ -53,6 +53,11 @@ def register(subparsers: Any) -> None:
     run.add_argument("--data-root", metavar="DIR", default=None, help="data root (default: $XBENCH_DATA)")
     run.add_argument("--cache-dir", metavar="DIR", default=None, help="embedding cache (default: $XBENCH_CACHE)")
     run.add_argument("--cache-dtype", choices=choices(CacheDtype), default=CacheDtype.FLOAT16.value)
+    run.add_argument(
+        "--verify-data",
+        action="store_true",
+        help="first recheck every data file against the checksums `xbench download` recorded; refuse on a mismatch",
+    )
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals")
     run.add_argument(
         "--text-tokenizer", default=None, help="contrastive tasks: bert-base-uncased vocab.txt, folder or hub id"
@@ -78,6 +83,8 @@ def _tasks(args: argparse.Namespace) -> list[Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from xbench.data.download import DataVerificationError
+    from xbench.data.shards import ShardError
     from xbench.encoder.contract import EncoderError
     from xbench.pipeline.run import RunOptions, evaluate, summary_table
 
@@ -96,9 +103,11 @@ def _run(args: argparse.Namespace) -> int:
             harness=harness_options(args),
             text_tokenizer=args.text_tokenizer,
             asr_decoder=args.asr_decoder,
+            verify_data=args.verify_data,
         )
     tasks = _tasks(args)
-    with user_errors(EncoderError, FileNotFoundError, FileExistsError, NotImplementedError):
+    data_errors = (ShardError, DataVerificationError, IsADirectoryError)
+    with user_errors(EncoderError, FileNotFoundError, FileExistsError, NotImplementedError, *data_errors):
         frame = evaluate(args.encoder, tasks, opts)
     print(summary_table(frame))
     if not frame.empty:

@@ -11,10 +11,20 @@ Per record:
    only then renamed into place; a file already in place is re-verified, not re-fetched;
 4. ``.zip`` and compressed-tar archives are extracted safely (plain ``.tar`` shards are left as they
    are, see :mod:`xbench.data.safe_extract`);
-5. the ``.complete`` marker (record id, files, md5s, extracted members) is written - the last data
-   step: a folder without it is "not downloaded", and a rerun re-verifies and resumes;
+5. the ``.complete`` marker is written - the last data step: a folder without it is "not downloaded",
+   and a rerun re-verifies and resumes. It holds the record id, ``files`` (each record file's md5, as
+   the record states it), ``extracted`` (archive -> its member paths) and ``members`` (each extracted
+   file's md5, taken right after extraction from the verified archive);
 6. extracted archives are then deleted unless ``keep_archives`` (a crash between 5 and 6 leaves an
    archive that the next run deletes).
+
+One process at a time downloads a record: it holds the claim ``<record folder>/.download.claim``
+(:mod:`xbench.core.claims`; a second process waits, then finds the record complete), so the resumable
+``<name>.part`` files are never written by two processes.
+
+``verify=True`` fetches nothing: it rechecks every file the marker lists (record files still in place
+and extracted members) against the checksums it holds, so corruption after download is found
+(status ``corrupt``); ``xbench run --verify-data`` refuses such data.
 
 Private tasks are never downloaded. ``offline=True`` makes no network request: it reports which files
 are missing and where they go. ``mirror=DIR`` serves records from ``DIR/<record id>/<file>`` (with an
@@ -33,7 +43,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xbench import __version__
-from xbench.core.atomic_io import atomic_write_json
+from xbench.core.atomic_io import atomic_write_json, clean_orphans
+from xbench.core.claims import hold
 from xbench.core.paths import task_audio_dir
 from xbench.data.safe_extract import ArchiveError, is_archive, safe_extract
 from xbench.data.zenodo import (
@@ -45,6 +56,7 @@ from xbench.data.zenodo import (
     expected_md5,
     fetch_file,
     fetch_record,
+    md5sum,
     normalize_md5,
     parse_record,
     record_api_url,
@@ -54,9 +66,14 @@ from xbench.data.zenodo import (
 log = logging.getLogger(__name__)
 
 MARKER_NAME = ".complete"
+CLAIM_NAME = ".download.claim"
 RECORD_CACHE_NAME = ".zenodo-record.json"
 MIRROR_RECORD_NAMES = ("record.json", RECORD_CACHE_NAME)
-OK_STATUSES = frozenset({"downloaded", "present", "private", "local"})
+OK_STATUSES = frozenset({"downloaded", "present", "verified", "private", "local"})
+
+
+class DataVerificationError(ValueError):
+    """Data no longer matches the checksums its download marker recorded (or was never downloaded)."""
 
 
 class DownloadTask(Protocol):
@@ -85,7 +102,8 @@ class DownloadResult:
     ``status``: ``downloaded`` (fetched and verified now), ``present`` (already complete, nothing done),
     ``missing`` (offline: files absent, listed in ``missing`` as target paths), ``incomplete`` (offline:
     files present but not yet verified), ``private`` / ``local`` (no record: shards are placed by hand
-    in ``folder``), ``error`` (``error`` holds the exception).
+    in ``folder``), ``error`` (``error`` holds the exception); with ``verify``: ``verified`` (every file
+    matches its marker's checksum) or ``corrupt`` (``corrupt`` and ``missing`` list what does not).
     """
 
     task: str
@@ -96,6 +114,7 @@ class DownloadResult:
     missing: list[Path] = field(default_factory=list)
     message: str = ""
     error: Exception | None = None
+    corrupt: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -106,7 +125,8 @@ class DownloadResult:
         """A human-readable summary (missing files one per line)."""
         status = "" if self.message.startswith(f"{self.status}:") else f"{self.status}: "
         text = f"{self.task}: {status}{self.message}"
-        return "\n".join([text, *(f"  missing {path}{_partial_note(path)}" for path in self.missing)])
+        missing = [f"  missing {path}{_partial_note(path)}" for path in self.missing]
+        return "\n".join([text, *(f"  corrupt {line}" for line in self.corrupt), *missing])
 
 
 def _partial_note(path: Path) -> str:
@@ -238,6 +258,42 @@ def _offline_status(record_id: int, folder: Path, pins: Mapping[str, str]) -> tu
     )
 
 
+def _verify_record(record_id: int, folder: Path) -> tuple[str, list[str], list[Path], list[str], str]:
+    """Recheck a downloaded record against its marker: (status, files, missing, corrupt lines, message)."""
+    marker = read_marker(folder, record_id)
+    if marker is None:
+        return "missing", [], [], [], f"record {record_id} is not downloaded in {folder} (no {MARKER_NAME} marker)"
+    extracted = marker.get("extracted") or {}
+    expected = {
+        name: checksum
+        for name, checksum in marker["files"].items()
+        if name not in extracted or (folder / name).exists()  # an archive deleted after extraction: its members
+    }
+    members = marker.get("members")
+    note = ""
+    if members is None and extracted:
+        note = " (files extracted from archives carry no checksums in this older marker; download again to add them)"
+    expected.update(members or {})
+    missing: list[Path] = []
+    corrupt: list[str] = []
+    for rel, checksum in sorted(expected.items()):
+        path = folder / rel
+        if not path.is_file():
+            missing.append(path)
+            continue
+        want, actual = normalize_md5(checksum), md5sum(path)
+        if actual != want:
+            corrupt.append(f"{path}: md5:{actual}, recorded at download md5:{want}")
+    if missing or corrupt:
+        message = (
+            f"record {record_id}: {len(corrupt)} changed and {len(missing)} missing of the {len(expected)} files "
+            f"checked since download in {folder}; delete {folder / MARKER_NAME} and run `xbench download` again"
+        )
+        return "corrupt", sorted(expected), missing, corrupt, message
+    message = f"record {record_id}: {len(expected)} file(s) verified in {folder}{note}"
+    return "verified", sorted(expected), [], [], message
+
+
 def _download_record(
     record_id: int,
     folder: Path,
@@ -251,7 +307,8 @@ def _download_record(
     timeout: float,
     progress: bool | None,
 ) -> tuple[str, list[str], str]:
-    """Fetch, verify and extract one record into ``folder``; return (status, file names, message)."""
+    """Fetch, verify and extract one record into ``folder`` (the caller holds its claim); return (status,
+    file names, message)."""
     marker = read_marker(folder, record_id)
     if marker is not None:
         if not keep_archives:
@@ -259,6 +316,7 @@ def _download_record(
                 (folder / name).unlink(missing_ok=True)  # left over by a crash after the marker
         return "present", sorted(marker["files"]), f"record {record_id} already complete in {folder}"
     folder.mkdir(parents=True, exist_ok=True)
+    clean_orphans(folder)
     for stale in folder.parent.glob(f".{folder.name}.extract-*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by an extraction that was killed
     if mirror is not None:
@@ -299,6 +357,7 @@ def _download_record(
             "record_id": record_id,
             "files": {name: f"md5:{md5}" for name, md5 in md5s.items()},
             "extracted": extracted,
+            "members": {rel: f"md5:{md5sum(folder / rel)}" for rels in extracted.values() for rel in rels},
             "source": source,
             "completed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "xbench": __version__,
@@ -324,6 +383,7 @@ def download_tasks(
     backoff: float = 1.0,
     timeout: float = 60.0,
     progress: bool | None = None,
+    verify: bool = False,
 ) -> list[DownloadResult]:
     """Download the Zenodo records of ``tasks``; one :class:`DownloadResult` per task, in order.
 
@@ -331,8 +391,9 @@ def download_tasks(
     still copied, without it the call only reports what is missing. ``mirror``: folder laid out as
     ``<record id>/<file>``. ``base_url``: Zenodo server (default ``$XBENCH_ZENODO_URL`` or zenodo.org).
     ``retries``/``backoff``: retries of transient HTTP errors, waiting ``backoff * 2**n`` s.
-    ``progress``: tqdm bars (``None``: only on a terminal). Failures are reported per record as status
-    ``error``, never raised.
+    ``progress``: tqdm bars (``None``: only on a terminal). ``verify``: fetch nothing, recheck every
+    downloaded file against its marker's checksums (see the module docstring). Failures are reported
+    per record as status ``error``, never raised.
     """
     results: list[DownloadResult | None] = [None] * len(tasks)
     groups: dict[tuple[int, Path], list[int]] = {}
@@ -350,31 +411,35 @@ def download_tasks(
         folder = task_audio_dir(members[0], root)
         files: list[str] = []
         missing: list[Path] = []
+        corrupt: list[str] = []
         error: Exception | None = None
         try:
             pins = _merged_pins(members, record_id)
-            if offline and mirror_path is None:
+            if verify:
+                status, files, missing, corrupt, message = _verify_record(record_id, folder)
+            elif offline and mirror_path is None:
                 status, files, missing, message = _offline_status(record_id, folder, pins)
             else:
-                status, files, message = _download_record(
-                    record_id,
-                    folder,
-                    pins,
-                    base_url=base_url,
-                    mirror=mirror_path,
-                    keep_archives=keep_archives,
-                    retries=retries,
-                    backoff=backoff,
-                    timeout=timeout,
-                    progress=progress,
-                )
+                with hold(folder / CLAIM_NAME, what=f"download of record {record_id}"):
+                    status, files, message = _download_record(
+                        record_id,
+                        folder,
+                        pins,
+                        base_url=base_url,
+                        mirror=mirror_path,
+                        keep_archives=keep_archives,
+                        retries=retries,
+                        backoff=backoff,
+                        timeout=timeout,
+                        progress=progress,
+                    )
         except (ZenodoError, ArchiveError, ValueError, OSError) as exc:
             status, message, error = "error", f"record {record_id}: {exc}", exc
             log.debug("%s", message, exc_info=True)
         for k, i in enumerate(indices):
             note = f" (record shared with {members[0].name})" if k else ""
             results[i] = DownloadResult(
-                tasks[i].name, status, folder, record_id, list(files), list(missing), message + note, error
+                tasks[i].name, status, folder, record_id, list(files), list(missing), message + note, error, corrupt
             )
     return [r for r in results if r is not None]
 
@@ -385,6 +450,8 @@ def _manual_note(kind: str, folder: Path) -> str:
 
 
 __all__ = [
+    "CLAIM_NAME",
+    "DataVerificationError",
     "MARKER_NAME",
     "RECORD_CACHE_NAME",
     "DownloadResult",

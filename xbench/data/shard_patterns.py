@@ -69,15 +69,17 @@ def expand_braces(pattern: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ShardMatch:
-    """The files a pattern names in one folder: ``found`` (sorted) and ``missing`` (named outright, absent)."""
+    """The files a pattern names in one folder: ``found`` (sorted), ``missing`` (named outright, absent) and
+    ``folders`` (folders it matches or names: never shards, and an error for a run)."""
 
     pattern: str
     found: tuple[Path, ...]
     missing: tuple[Path, ...]
+    folders: tuple[Path, ...] = ()
 
     @property
     def complete(self) -> bool:
-        """At least one shard, and none of the named ones missing."""
+        """At least one shard, and none of the named ones missing (a folder is never a shard)."""
         return bool(self.found) and not self.missing
 
 
@@ -86,12 +88,17 @@ def resolve_shards(folder: str | Path, pattern: str) -> ShardMatch:
     folder = Path(folder)
     found: set[Path] = set()
     missing: list[Path] = []
+    folders: set[Path] = set()
     for name in expand_braces(pattern):
         if any(ch in name for ch in WILDCARDS):
             if folder.is_dir():
-                found.update(p for p in folder.glob(name) if p.is_file())
+                matched = list(folder.glob(name))
+                found.update(p for p in matched if p.is_file())
+                folders.update(p for p in matched if p.is_dir())
         elif (folder / name).is_file():
             found.add(folder / name)
         else:
             missing.append(folder / name)
-    return ShardMatch(pattern, tuple(sorted(found)), tuple(dict.fromkeys(missing)))
+            if (folder / name).is_dir():
+                folders.add(folder / name)
+    return ShardMatch(pattern, tuple(sorted(found)), tuple(dict.fromkeys(missing)), tuple(sorted(folders)))

@@ -177,8 +177,9 @@ def iter_samples(shard: PathLike, extensions: Collection[str] | None = None) -> 
     """Group a shard's members into samples the way WebDataset does (consecutive members sharing a key).
 
     Names without an extension and WebDataset metadata (``__...__``) are skipped; extensions are
-    lower-cased; a repeated extension within one sample raises :class:`ShardError`. With ``extensions``
-    only members of those extensions are read; the others are listed in the sample's ``unread``.
+    lower-cased; a repeated extension within one sample, or a shard without any sample (an empty tar),
+    raises :class:`ShardError`. With ``extensions`` only members of those extensions are read; the others
+    are listed in the sample's ``unread``.
     """
     path = os.fspath(shard)
     read = None if extensions is None else (lambda name: _extension(name) in extensions)
@@ -200,8 +201,9 @@ def iter_samples(shard: PathLike, extensions: Collection[str] | None = None) -> 
             current.unread.add(ext)
         else:
             current.members[ext] = data
-    if current is not None:
-        yield current
+    if current is None:
+        raise ShardError("holds no samples (an empty tar, or only folders and metadata)", shard=path)
+    yield current
 
 
 def sorted_shards(shards: PathLike | Iterable[PathLike]) -> list[str]:

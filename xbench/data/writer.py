@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from xbench.core.atomic_io import temp_path
+
 __all__ = ["AudioInput", "encode_audio", "sanitize_key", "shard_name", "write_audio_shards"]
 
 #: Audio for one item: the file's bytes (container sniffed from its header), ``(bytes, ext)``, or
@@ -111,7 +113,7 @@ class _ShardFile:
 
     def __init__(self, final: Path) -> None:
         self.final = final
-        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self.tmp = temp_path(final)
         self.tar = tarfile.open(self.tmp, "w", format=tarfile.PAX_FORMAT)
 
     def commit(self) -> Path:

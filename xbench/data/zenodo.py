@@ -12,9 +12,11 @@ files listing, ``links.self`` is then the file's metadata), else ``links.downloa
 ``links.self`` (zenodo.org's record endpoint, which zenodo-get reads), else
 ``{base}/api/records/{id}/files/{key}/content``.
 
-Transfers go to ``<name>.part`` and continue a partial file with ``Range: bytes=<n>-``; a server that
-answers ``200`` instead of ``206`` restarts the file cleanly. Size and md5 are checked against the
-record (and the task's pinned checksum); only a verified file is renamed to its final name.
+Transfers go to ``<name>.part`` (a fixed name, so a later run resumes it; the caller makes sure only one
+process fetches a record at a time, see :mod:`xbench.data.download`) and continue a partial file with
+``Range: bytes=<n>-``; a server that answers ``200`` instead of ``206`` restarts the file cleanly.
+Size and md5 are checked against the record (and the task's pinned checksum); only a verified file
+is renamed to its final name.
 """
 
 from __future__ import annotations

@@ -87,13 +87,18 @@ def plan_units(
     cache_dtype: str = "float16",
 ) -> list[EmbedUnit]:
     """All embed units of ``task``; FileNotFoundError (naming task, split and folder) when a split has no shards
-    or lacks one its pattern names."""
+    or lacks one its pattern names, IsADirectoryError when it matches a folder."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
     units = []
     for split in split_names(task):
         pattern = split_glob(task, split)
         match = resolve_shards(audio_dir, pattern)
+        if match.folders:
+            raise IsADirectoryError(
+                f"task {task.name}: shard pattern {pattern!r} of split {split!r} matches the folder "
+                f"{match.folders[0]}, not a .tar shard file (move or rename it)"
+            )
         if match.missing or not match.found:
             what = (
                 f"{len(match.missing)} shard(s) named by {pattern!r} are missing (e.g. {match.missing[0].name})"

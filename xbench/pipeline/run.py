@@ -2,15 +2,22 @@
 
 Stage 1 loads the encoder only if some embed unit is missing; stage 2 (the scorer registered for the
 task's type in :mod:`xbench.pipeline.scorers`: probes, kNN, bootstrap) reads the cache alone. One
-JSON result per (encoder, task) is written atomically; a run summary goes to JSON and CSV. Reruns
-with ``overwrite="missing"`` skip finished work (resume).
+JSON result per (encoder, task) and its predictions are committed together (one marker carrying both
+files' sha256, written last); a run summary goes to JSON and CSV. Reruns with ``overwrite="missing"``
+skip finished work (resume) and repair results a killed run left incomplete.
+
+Several runs may share one cache and one output folder, on one host or on several: embed units are
+claimed (:mod:`xbench.embed.claims`), so no unit is embedded twice, and each result is scored and
+written under a claim of its own, so a run finding a result another run just committed reuses it.
 """
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,12 +26,15 @@ from typing import Any
 import torch
 
 from xbench._version import __version__
-from xbench.core.atomic_io import atomic_write_bytes, atomic_write_json
+from xbench.core.atomic_io import atomic_write_bytes, atomic_write_json, clean_orphans, commit_group, group_committed
+from xbench.core.claims import ClaimSettings, hold
+from xbench.core.devices import check_device
 from xbench.core.enums import CacheDtype, Overwrite, Protocol, choice, choices, parse_tracks
 from xbench.core.paths import cache_root as default_cache_root
 from xbench.core.paths import task_audio_dir
 from xbench.data.labels import check_labels
 from xbench.embed.cache import EmbeddedUnit, concat_units, read_unit
+from xbench.embed.claims import take_units
 from xbench.embed.encode import EmbedUnit, embed_unit, plan_units, split_names
 from xbench.encoder.contract import (
     HarnessedEncoder,
@@ -42,6 +52,7 @@ from xbench.scoring.table import scored_tasks, table
 from xbench.taskspec.config import TaskConfig
 
 OVERWRITE = choices(Overwrite)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +77,8 @@ class RunOptions:
     asr_decoder: str | None = None
     asr_max_new_tokens: int = 200
     asr_valid_utterances: int | None = 200  # greedy model selection on this many validation utterances
+    verify_data: bool = False  # recheck every data file against its download marker's checksums first
+    claims: ClaimSettings = field(default_factory=ClaimSettings)  # embed-unit and result claims (shared caches)
 
     def __post_init__(self) -> None:
         # one spelling per choice (xbench.core.enums); ValueError names the option and its choices
@@ -74,6 +87,10 @@ class RunOptions:
         self.overwrite = choice(Overwrite, self.overwrite, "overwrite")
         self.cache_dtype = choice(CacheDtype, self.cache_dtype, "cache_dtype")
         self.harness = self.harness.for_protocol(self.protocol)  # xares: whole clips, no harness chunking
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        for device in dict.fromkeys((self.device, self.harness.device)):
+            check_device(device)
 
 
 class _LazyEncoder:
@@ -123,16 +140,19 @@ class TaskRunner:
         return units
 
     def embed(self, units: list[EmbedUnit]) -> float:
-        todo = [u for u in units if self.opts.overwrite == "always" or not u.done()]
+        """Stage 1: embed the units not yet committed that this process claims (see :mod:`xbench.embed.claims`);
+        returns once every unit is committed, by this process or another. The encoder is built only if needed."""
+        always = self.opts.overwrite == "always"
+        todo = [u for u in units if always or not u.done()]
         start = time.perf_counter()
         if not todo:
             return 0.0
-        enc = self.encoder.get()
         bs = self.opts.batch_size or self.task.batch_size_encode
-        bar = _bar(0, f"embed {self.task.name}", self.opts.show_progress)
-        for unit in todo:
-            embed_unit(enc, unit, self.task.crop_length, bs, self.opts.protocol, self.opts.cache_dtype, bar)
-        bar.close()
+        done = (lambda unit: False) if always else EmbedUnit.done
+        with _bar(0, f"embed {self.task.name}", self.opts.show_progress) as bar:  # closed (line cleared) on errors too
+            for unit in take_units(todo, done, self.opts.claims):
+                enc = self.encoder.get()
+                embed_unit(enc, unit, self.task.crop_length, bs, self.opts.protocol, self.opts.cache_dtype, bar)
         return time.perf_counter() - start
 
     def load(self, units: list[EmbedUnit]) -> dict[str, EmbeddedUnit]:
@@ -218,6 +238,60 @@ def result_path(output_dir: Path, slug: str, task: TaskConfig, protocol: str) ->
     return output_dir / slug / protocol / f"{task.name}@v{task.version}.json"
 
 
+def commit_path(result_json: Path) -> Path:
+    """The commit marker of a result, ``<task>@v<version>.commit.json``: the sha256 of the result JSON and
+    of its predictions, written after both (:func:`xbench.core.atomic_io.commit_group`)."""
+    return result_json.with_name(result_json.stem + ".commit.json")
+
+
+def result_committed(result_json: Path) -> bool:
+    """Whether a result JSON and its predictions were committed together and are unchanged since."""
+    return group_committed(commit_path(result_json))
+
+
+def write_result(result_json: Path, record: ResultRecord, runner: TaskRunner) -> None:
+    """Commit the result JSON and the runner's predictions (when it made any) together."""
+    from xbench.report.compare import predictions_path, write_predictions
+
+    finals = [result_json] + ([predictions_path(result_json)] if runner.predictions is not None else [])
+    with commit_group(commit_path(result_json), finals) as temps:
+        atomic_write_json(temps[0], record.to_dict())
+        if runner.predictions is not None:
+            write_predictions(temps[1], runner.task, runner.hop, *runner.predictions)
+
+
+def saved_result(
+    path: Path | None, task: TaskConfig, settings: dict[str, Any], opts: RunOptions, warn: bool = True
+) -> ResultRecord | None:
+    """The saved result of ``task`` to reuse, or ``None`` to compute it.
+
+    Reused only when committed (see :func:`result_committed`) and made with ``settings``; one made with
+    other settings raises ``FileExistsError`` under ``overwrite="never"``; an incomplete one is computed
+    again (``warn``: say so).
+    """
+    if path is None or opts.overwrite == "always" or not path.is_file():
+        return None
+    old = ResultRecord.read(path)
+    if old.run_settings != settings:
+        if opts.overwrite == "never":
+            raise FileExistsError(
+                f"task {task.name}: {path} was made with other settings and overwrite='never' keeps it"
+            )
+        return None
+    if not result_committed(path):
+        if warn:
+            log.warning(
+                "task %s: %s is incomplete (no matching %s: a run stopped while writing it); computing it again",
+                task.name,
+                path,
+                commit_path(path).name,
+            )
+        return None
+    # the declaration fields outside the fingerprint may have changed
+    name = task.formal_name or task.name
+    return replace(old, formal_name=name, domain=task.domain, private=task.private, weight=task.eval_weight)
+
+
 def _as_task(task: TaskConfig | str) -> TaskConfig:
     if isinstance(task, TaskConfig):
         return task
@@ -254,42 +328,35 @@ def evaluate(
     pending: list[tuple[TaskRunner, list[EmbedUnit], float]] = []
     runners = []
     for task in tasks:
-        settings = run_settings(task, slug, opts)
         path = result_path(out_dir, slug, task, opts.protocol) if out_dir else None
-        if path is not None and path.is_file() and opts.overwrite != "always":
-            old = ResultRecord.read(path)
-            if old.run_settings == settings:  # the declaration fields outside the fingerprint may have changed
-                saved[task.name] = replace(
-                    old,
-                    formal_name=task.formal_name or task.name,
-                    domain=task.domain,
-                    private=task.private,
-                    weight=task.eval_weight,
-                )
-                continue
-            if opts.overwrite == "never":
-                raise FileExistsError(
-                    f"task {task.name}: {path} was made with other settings and overwrite='never' keeps it"
-                )
+        old = saved_result(path, task, run_settings(task, slug, opts), opts)
+        if old is not None:
+            saved[task.name] = old
+            continue
         runner = TaskRunner(task, lazy, identity, slug, opts)
         runner.check_supported()
         runners.append(runner)
+    if opts.verify_data:
+        verify_data([r.task for r in runners], opts.data_root)
     # stage 1: plan every task (checking all labels), embed every missing unit of every task, release the encoder
     planned = [(runner, runner.units()) for runner in runners]
     for runner, units in planned:
         pending.append((runner, units, runner.embed(units)))
     lazy.release()
-    # stage 2: score from the cache alone
+    # stage 2: score from the cache alone; with an output folder, under the result's claim
+    if out_dir is not None:
+        clean_orphans(out_dir / slug / opts.protocol)
     for runner, units, embed_s in pending:
-        result = runner.score(units, embed_s)
-        result.run_settings = run_settings(runner.task, slug, opts)
-        if out_dir is not None:
-            path = result_path(out_dir, slug, runner.task, opts.protocol)
-            atomic_write_json(path, result.to_dict())
-            if runner.predictions is not None:
-                from xbench.report.compare import predictions_path, write_predictions
-
-                write_predictions(predictions_path(path), runner.task, runner.hop, *runner.predictions)
+        settings = run_settings(runner.task, slug, opts)
+        path = result_path(out_dir, slug, runner.task, opts.protocol) if out_dir is not None else None
+        claim = hold(path.with_name(path.stem + ".claim"), opts.claims, path.name) if path else nullcontext()
+        with claim:
+            result = saved_result(path, runner.task, settings, opts, warn=False)  # another run's, committed meanwhile
+            if result is None:
+                result = runner.score(units, embed_s)
+                result.run_settings = settings
+                if path is not None:
+                    write_result(path, result, runner)
         saved[runner.task.name] = result
 
     records = [saved[task.name] for task in tasks]
@@ -297,6 +364,20 @@ def evaluate(
     if out_dir is not None:
         write_summary(out_dir / slug / opts.protocol, frame, records)
     return frame
+
+
+def verify_data(tasks: Sequence[TaskConfig], data_root: str | None) -> None:
+    """Recheck every data file of ``tasks`` against the checksums its ``.complete`` download marker holds;
+    :class:`xbench.data.download.DataVerificationError` naming the task and files on any mismatch."""
+    from xbench.data.download import DataVerificationError, download_tasks
+
+    for result in download_tasks(tasks, root=data_root, verify=True):
+        if result.status in ("private", "local"):
+            log.warning("task %s: no Zenodo record, so no checksums to verify its data against", result.task)
+        elif not result.ok:
+            where = result.corrupt[:1] or [f"missing {path}" for path in result.missing[:1]]
+            first = f" (first: {where[0]})" if where else ""
+            raise DataVerificationError(f"--verify-data: task {result.task}: {result.message}{first}")
 
 
 def averages(frame: Any) -> list[dict[str, Any]]:

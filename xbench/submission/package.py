@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xbench.core.atomic_io import atomic_writer
 from xbench.encoder.check_result import CheckResult
 from xbench.submission.imports import SKIP_DIRS, requirements_for, scan_imports
 from xbench.submission.manifest import (
@@ -246,9 +247,7 @@ def _download_stub(opts: PackageOptions, root: Path) -> tuple[dict[str, Any], by
 
 def _write_zip(out: Path, members: dict[str, Path], generated: dict[str, bytes], stored: set[str]) -> None:
     """Write the zip atomically: files streamed from disk, ``stored`` names uncompressed, fixed timestamps."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+    with atomic_writer(out) as fh, zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
         for name in sorted(set(members) | set(generated)):
             info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
             info.compress_type = zipfile.ZIP_STORED if name in stored else zipfile.ZIP_DEFLATED
@@ -259,7 +258,6 @@ def _write_zip(out: Path, members: dict[str, Path], generated: dict[str, bytes],
             info.file_size = members[name].stat().st_size
             with open(members[name], "rb") as src, zf.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst, 2**20)
-    tmp.replace(out)
 
 
 def package(encoder: str, out: str | Path, options: PackageOptions | None = None) -> PackageResult:

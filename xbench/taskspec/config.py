@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -678,10 +678,15 @@ class TaskConfig:
         for fld in ("k_fold_splits", "pretrained_dependencies", "metric_bounds"):
             if isinstance(kwargs.get(fld), list):
                 kwargs[fld] = tuple(kwargs[fld])
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:  # a required field is missing
-            raise _err(str(name), "?", str(exc)) from None
+        absent = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.init and f.name not in kwargs and f.default is MISSING and f.default_factory is MISSING
+        ]
+        if absent:
+            also = f", as are {', '.join(map(repr, absent[1:]))}" if absent[1:] else ""
+            raise _err(str(name), absent[0], f"required but missing{also}")
+        return cls(**kwargs)
 
 
 def _shard_pattern_ok(pattern: Any) -> bool:

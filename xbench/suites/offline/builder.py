@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from xbench._version import __version__
+from xbench.core.atomic_io import atomic_write_json
 from xbench.core.paths import data_root
 from xbench.suites.offline import SUITE, music, speech
 from xbench.suites.offline.common import Item, PoolResult, write_declaration, write_pool
@@ -178,7 +179,7 @@ def build_suite(
         for task in p.declare(result):
             write_declaration(task, tasks_dir)
             manifest["tasks"][task.name] = {"pool": p.name + sfx, "clips": counts}
-    (tasks_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_json(tasks_dir / MANIFEST, manifest)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     log(f"[suite] {SUITE} ({manifest['size']}): {len(manifest['tasks'])} tasks, {size / 1e6:.1f} MB, "
         f"{time.perf_counter() - started:.0f} s -> {tasks_dir}")  # fmt: skip

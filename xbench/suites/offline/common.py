@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xbench.core.atomic_io import atomic_write_json
 from xbench.data.writer import write_audio_shards
 from xbench.suites.offline.audio import SAMPLE_RATE, finish
 from xbench.suites.offline.sources import file_sha256
@@ -61,5 +61,5 @@ def write_pool(folder: Path, items: list[Item]) -> tuple[dict[str, str], dict[st
 def write_declaration(task: TaskConfig, tasks_dir: Path) -> Path:
     """``<tasks_dir>/<name>.json``: the ``to_dict()`` dump, keys sorted, newline-terminated."""
     path = tasks_dir / f"{task.name}.json"
-    path.write_text(json.dumps(task.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_json(path, task.to_dict())
     return path
