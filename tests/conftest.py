@@ -137,14 +137,22 @@ def tone_items(
         yield f"{prefix}{i:03d}", (wave.astype(np.float32), SR), {"label": label}
 
 
-def clip_task(data: Path, name: str, splits: Mapping[str, Iterable[Any]], classes: Sequence[str], **fields: Any):
-    """Write each split's items (as :func:`tone_items` yields them) to the shard ``<split>-000000.tar`` in
-    ``data``; return a clip task over them: splits in the order train, valid, test, classes from ``label``."""
+def clip_task(
+    data: Path,
+    name: str,
+    splits: Mapping[str, Iterable[Any]],
+    classes: Sequence[str],
+    per_shard: int = 10_000,
+    **fields: Any,
+):
+    """Write each split's items (as :func:`tone_items` yields them) to shards ``<split>-%06d.tar`` of
+    ``per_shard`` clips in ``data``; return a clip task over them: splits in the order train, valid, test,
+    classes from ``label``."""
     from xbench.data.writer import write_audio_shards
     from xbench.taskspec.config import LabelSpec, TaskConfig
 
     for split, items in splits.items():
-        write_audio_shards(data, f"{split}-%06d.tar", items, maxcount=10_000)
+        write_audio_shards(data, f"{split}-%06d.tar", items, maxcount=per_shard)
     train, valid, test = splits
     declared = {"domain": "sound", "output_dim": len(classes), "eval_weight": 1, "batch_size_encode": 4, **fields}
     return TaskConfig(

@@ -10,48 +10,29 @@ import hashlib
 import json
 import tarfile
 
-import numpy as np
 import pytest
 import torch
 from fake_zenodo import FakeZenodo
 
 from xbench.cli import main
 from xbench.core.paths import record_dir
-from xbench.data.writer import write_audio_shards
 from xbench.data.zenodo import md5sum
-from xbench.taskspec.config import LabelSpec, TaskConfig
+from xbench.taskspec.config import TaskConfig
 
-SR = 16000
-
-
-def _items(seed, n, prefix):
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        yield f"{prefix}{i:03d}", ((0.1 * rng.standard_normal(SR // 4)).astype(np.float32), SR), {"y": "ab"[i % 2]}
+from conftest import clip_task, tone_items
 
 
-def _declare(tmp_path, name="errs", **fields) -> TaskConfig:
+def _declare(tmp_path, **fields) -> TaskConfig:
+    """The task ``errs`` (two shards of three clips per split) declared in ``tmp_path/tasks``."""
     data = tmp_path / "data"
-    if not data.exists():
-        write_audio_shards(data, "e_train-%06d.tar", _items(0, 6, "tr"), maxcount=3)
-        write_audio_shards(data, "e_valid-%06d.tar", _items(1, 4, "va"), maxcount=4)
-        write_audio_shards(data, "e_test-%06d.tar", _items(2, 4, "te"), maxcount=4)
-    task = TaskConfig(
-        name=name,
-        domain="sound",
-        labels=LabelSpec("class", "y", classes=("a", "b")),
-        output_dim=2,
-        train_split="e_train",
-        valid_split="e_valid",
-        test_split="e_test",
-        data_dir=str(data),
-        eval_weight=4,
-        epochs=1,
-        batch_size_encode=4,
-        **fields,
-    )
+    splits = {
+        split: tone_items(seed, ["a", "b"] * 3, {"a": 300.0, "b": 2000.0}, split[2:4])
+        for seed, split in enumerate(("e_train", "e_valid", "e_test"))
+    }
+    task = clip_task(data, "errs", splits, ("a", "b"), per_shard=3, epochs=1)
+    task = TaskConfig.from_dict({**task.to_dict(), **fields})
     (tmp_path / "tasks").mkdir(exist_ok=True)
-    (tmp_path / "tasks" / f"{name}.json").write_text(json.dumps(task.to_dict()))
+    (tmp_path / "tasks" / "errs.json").write_text(json.dumps(task.to_dict()))
     return task
 
 
@@ -113,7 +94,7 @@ def test_a_declaration_missing_a_field_names_it(tmp_path, capsys):
 
 def test_a_split_pattern_matching_a_folder(tmp_path, capsys):
     _declare(tmp_path)
-    folder = tmp_path / "data" / "e_test-000001.tar"
+    folder = tmp_path / "data" / "e_test-000009.tar"
     folder.mkdir()  # e.g. a shard unpacked in place
     line = _one_error(capsys, _run(tmp_path))
     assert line == (
@@ -130,12 +111,8 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path, capsys):
 
 
 def test_verify_data_refuses_data_changed_since_download(tmp_path, capsys, monkeypatch):
-    shards = tmp_path / "shards"
-    write_audio_shards(shards, "e_train-%06d.tar", _items(0, 6, "tr"), maxcount=3)
-    write_audio_shards(shards, "e_valid-%06d.tar", _items(1, 4, "va"), maxcount=4)
-    write_audio_shards(shards, "e_test-%06d.tar", _items(2, 4, "te"), maxcount=4)
-    task = TaskConfig.from_dict({**_declare(tmp_path).to_dict(), "zenodo_id": 130, "data_dir": None})
-    (tmp_path / "tasks" / "errs.json").write_text(json.dumps(task.to_dict()))
+    _declare(tmp_path, zenodo_id=130, data_dir=None)
+    shards = tmp_path / "data"  # served as the task's Zenodo record, downloaded into the data root
     root = tmp_path / "root"
     with FakeZenodo() as fake:
         fake.add_record(130, {p.name: p.read_bytes() for p in sorted(shards.iterdir())})
@@ -151,7 +128,7 @@ def test_verify_data_refuses_data_changed_since_download(tmp_path, capsys, monke
     data[len(data) // 2] ^= 0x01  # the bytes as downloaded
     argv = [*_run(tmp_path, "--data-root", str(root), "--output", str(tmp_path / "o2")), "--verify-data"]
     line = _one_error(capsys, argv)
-    assert line.startswith("error: --verify-data: task errs: record 130: 1 changed and 0 missing of the 4 files")
+    assert line.startswith("error: --verify-data: task errs: record 130: 1 changed and 0 missing of the 6 files")
     assert line.endswith(f"(first: {changed}: md5:{md5sum(changed)}, recorded at download md5:{md5(data)})")
     assert not (tmp_path / "o2").exists()  # refused before any work
     # without the check the corrupted shard is read as if nothing happened

@@ -17,54 +17,32 @@ import sys
 import time
 from collections import Counter
 
-import numpy as np
 import pytest
 
 import xbench.core.atomic_io as atomic_io
 import xbench.report.compare as compare
 from xbench.core.atomic_io import this_host
-from xbench.data.writer import write_audio_shards
 from xbench.encoders.baselines import LogMelEncoder
 from xbench.pipeline.run import RunOptions, TaskRunner, commit_path, evaluate, result_committed
 from xbench.report.compare import Predictions, predictions_path
-from xbench.taskspec.config import LabelSpec, TaskConfig
 
-from conftest import FIXTURES
+from conftest import FIXTURES, clip_task, tone_items
 
-SR = 16000
+FREQS = {"a": 300.0, "b": 2000.0}
 
 
 class Killed(BaseException):
     """Stands in for SIGKILL: nothing after it runs (not even ``except Exception`` handlers)."""
 
 
-def _items(seed, n, prefix):
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        label = ("a", "b")[i % 2]
-        t = np.arange(int(0.4 * SR)) / SR
-        x = 0.3 * np.sin(2 * np.pi * (300 if label == "a" else 2000) * t) + 0.05 * rng.standard_normal(t.size)
-        yield f"{prefix}{i:03d}", (x.astype(np.float32), SR), {"label": label}
-
-
 def _toy(folder, name, clips=(12, 4, 6), per_shard=6):
     """A two-class tone task ``name``: train/valid/test with ``clips`` clips, ``per_shard`` per shard and batch."""
-    data = folder / "data"
-    for seed, (split, n) in enumerate(zip(("train", "valid", "test"), clips, strict=True)):
-        write_audio_shards(data, f"c_{split}-%06d.tar", _items(seed, n, split[:2]), maxcount=per_shard)
-    return TaskConfig(
-        name=name,
-        domain="sound",
-        labels=LabelSpec("class", "label", classes=("a", "b")),
-        output_dim=2,
-        train_split="c_train",
-        valid_split="c_valid",
-        test_split="c_test",
-        data_dir=str(data),
-        eval_weight=clips[2],
-        epochs=2,
-        batch_size_encode=per_shard,
-    )
+    splits = {
+        f"c_{split}": tone_items(seed, ["a", "b"] * (n // 2), FREQS, split[:2])
+        for seed, (split, n) in enumerate(zip(("train", "valid", "test"), clips, strict=True))
+    }
+    fields = {"eval_weight": clips[2], "epochs": 2, "batch_size_encode": per_shard}
+    return clip_task(folder / "data", name, splits, ("a", "b"), per_shard, **fields)
 
 
 @pytest.fixture
