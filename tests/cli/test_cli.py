@@ -41,11 +41,12 @@ def test_every_verb_comes_from_its_own_module_and_has_a_handler():
         "package",
         "verify-submission",
         "zoo",
+        "pretrain",
     ]
     for name in VERBS:
         assert callable(importlib.import_module(f"xbench.cli.{name}").register)
     leaves = _leaves(build_parser())
-    assert len(leaves) == 12  # suite build/path and zoo ls are the leaves of their verbs
+    assert len(leaves) == 13  # suite build/path and zoo ls are the leaves of their verbs
     for leaf in leaves:
         func = leaf.get_default("func")
         assert callable(func) and func.__module__.startswith("xbench.cli."), leaf.prog
@@ -77,7 +78,7 @@ def test_help_imports_no_stage_code_and_is_fast(capsys):
     )
     report = json.loads(probe.stdout.splitlines()[-1])
     assert report["heavy"] == [], report["heavy"]  # `--help` of every verb: no torch, numpy, pandas, stages
-    assert set(report["helps"].values()) == {0} and len(report["helps"]) == 14
+    assert set(report["helps"].values()) == {0} and len(report["helps"]) == 15
     # Wall time of the whole command, interpreter start included: ~0.1 s idle and ~0.5 s on a 2-core machine
     # busy with two other jobs (importing torch alone takes 3.5 s there). Best of three against a 1 s bound.
     walls = []

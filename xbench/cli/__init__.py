@@ -33,6 +33,7 @@ VERBS = (
     "package",  # package
     "verify_submission",  # verify-submission
     "zoo",  # zoo ls
+    "pretrain",  # pretrain
 )
 
 

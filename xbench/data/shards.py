@@ -45,6 +45,7 @@ __all__ = [
     "iter_clips",
     "iter_members",
     "iter_samples",
+    "load_sample",
     "resolve_shards",
     "sample_json",
     "sorted_shards",
@@ -252,7 +253,7 @@ def sample_json(sample: ShardSample) -> Any:
         raise ShardError(f"its .json member is not valid JSON: {exn}", shard=shard, key=key) from exn
 
 
-def _load(sample: ShardSample) -> tuple[torch.Tensor, int, Any]:
+def load_sample(sample: ShardSample) -> tuple[torch.Tensor, int, Any]:
     """Decode one sample: ``(waveform [C, N] float32, sample rate, parsed json)``; errors name shard and key.
 
     A NaN or infinite audio sample is a :class:`ShardError` too: it would reach the encoder and be
@@ -275,7 +276,7 @@ def _load(sample: ShardSample) -> tuple[torch.Tensor, int, Any]:
 
 def _clips_of_shard(shard: str, target_sr: int, crop_size: int | None, mono: bool) -> Iterator[Clip]:
     for sample in iter_samples(shard):
-        waveform, sr, meta = _load(sample)
+        waveform, sr, meta = load_sample(sample)
         key = sample.key
         waveform = resample(waveform, sr, target_sr)
         if mono:

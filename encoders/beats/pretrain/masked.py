@@ -36,6 +36,31 @@ class PretrainConfig:
     label_smoothing: float = 0.1
 
 
+def make_blocks(cfg: BeatsConfig, dim: int, layers: int) -> nn.ModuleList:
+    """``layers`` BEATs layers of width ``dim``; the first holds the relative position bias table, all share it."""
+    rel = cfg.relative_position_embedding
+    blocks = nn.ModuleList(
+        EncoderLayer(cfg, dim, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads, layers, rel and i == 0)
+        for i in range(layers)
+    )
+    if rel:
+        for block in blocks[1:]:
+            block.self_attn.relative_attention_bias = blocks[0].self_attn.relative_attention_bias
+    return blocks
+
+
+def apply_blocks(blocks: nn.ModuleList, cfg: BeatsConfig, x: torch.Tensor) -> torch.Tensor:
+    """Run :func:`make_blocks` layers over ``[B, N, D]`` with the relative position bias of the full length."""
+    bias = None
+    if cfg.relative_position_embedding:
+        pos = torch.arange(x.shape[1], device=x.device)
+        buckets = relative_position_bucket(pos[None, :] - pos[:, None], cfg.num_buckets, cfg.max_distance)
+        bias = blocks[0].self_attn.relative_attention_bias(buckets).permute(2, 0, 1)
+    for block in blocks:
+        x = block(x, bias)
+    return x
+
+
 class BeatsPredictor(nn.Module):
     """Mask tokens at the masked positions, ``layers`` BEATs layers, logits over the codebook."""
 
@@ -45,14 +70,7 @@ class BeatsPredictor(nn.Module):
         self.cfg = cfg
         self.decoder_embed = nn.Linear(dim, dim)
         self.mask_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        rel = cfg.relative_position_embedding
-        self.decoder_blocks = nn.ModuleList(
-            EncoderLayer(cfg, dim, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads, layers, rel and i == 0)
-            for i in range(layers)
-        )
-        if rel:
-            for block in self.decoder_blocks[1:]:
-                block.self_attn.relative_attention_bias = self.decoder_blocks[0].self_attn.relative_attention_bias
+        self.decoder_blocks = make_blocks(cfg, dim, layers)
         self.decoder_norm = nn.LayerNorm(dim)
         self.decoder_pred = nn.Linear(dim, vocab)
 
@@ -61,61 +79,87 @@ class BeatsPredictor(nn.Module):
         b, n = ids_restore.shape
         x = torch.cat([x, self.mask_token.expand(b, n - x.shape[1], -1)], dim=1)
         x = torch.gather(x, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        bias = None
-        if self.cfg.relative_position_embedding:
-            pos = torch.arange(n, device=x.device)
-            buckets = relative_position_bucket(pos[None, :] - pos[:, None], self.cfg.num_buckets, self.cfg.max_distance)
-            bias = self.decoder_blocks[0].self_attn.relative_attention_bias(buckets).permute(2, 0, 1)
-        for block in self.decoder_blocks:
-            x = block(x, bias)
-        return self.decoder_pred(self.decoder_norm(x))
+        return self.decoder_pred(self.decoder_norm(apply_blocks(self.decoder_blocks, self.cfg, x)))
 
 
 def mask_patches(
-    x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+    x: torch.Tensor, mask_ratio: float, generator: training.RandomSource = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep a random ``1 - mask_ratio`` of ``[B, N, E]`` patches per clip, in their original order.
 
     Returns the kept patches, ``ids_restore`` (puts ``[kept, masked]`` back in place) and the
-    boolean mask ``[B, N]`` (True = masked).
+    boolean mask ``[B, N]`` (True = masked). ``generator`` may be a per-clip
+    :class:`~xbench.encoders.training.RowRandom`.
     """
     b, n, e = x.shape
     keep = max(1, round(n * (1 - mask_ratio)))
-    order = torch.argsort(torch.rand(b, n, generator=generator).to(x.device), dim=1)
+    order = torch.argsort(training.uniform((b, n), generator).to(x.device), dim=1)
     keep_ids = order[:, :keep].sort(dim=1).values
     ids_restore = torch.argsort(torch.cat([keep_ids, order[:, keep:]], dim=1), dim=1)
     masked = torch.ones(b, n, dtype=torch.bool, device=x.device).scatter(1, keep_ids, False)
     return torch.gather(x, 1, keep_ids.unsqueeze(-1).expand(-1, -1, e)), ids_restore, masked
 
 
+def valid_patches(lengths: torch.Tensor, cfg: BeatsConfig, patches: int) -> torch.Tensor:
+    """``[B, N]`` True for patches computed from real samples (Kaldi frames of 25 ms every 10 ms, time-major)."""
+    frames = 1 + (lengths.long() - 400).clamp_min(0) // 160
+    steps = torch.arange(patches, device=lengths.device) // cfg.freq_tokens
+    return steps[None, :] < (frames // cfg.input_patch_size)[:, None]
+
+
+def row_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over clips of each clip's ``weight``-ed mean of ``values`` (``[B, N]``): every clip weighs the same."""
+    weight = weight.to(values.dtype)
+    return ((values * weight).sum(1) / weight.sum(1).clamp_min(1)).mean()
+
+
 class BeatsMaskedPretraining(nn.Module):
-    """Encoder + tokenizer + predictor; ``forward(wave)`` returns the loss and masked-patch accuracy."""
+    """Encoder + tokenizer + predictor; ``forward(wave)`` returns the loss and metrics.
+
+    The tokenizer is the iteration-1 :class:`RandomProjectionTokenizer` or a trained
+    :class:`~xbench.encoders.beats.pretrain.tokenizer.BeatsTokenizer` (frozen, always in eval mode).
+    """
 
     def __init__(
         self,
         encoder_config: BeatsConfig,
-        tokenizer: RandomProjectionTokenizer | None = None,
+        tokenizer: nn.Module | None = None,
         config: PretrainConfig | None = None,
     ) -> None:
         super().__init__()
         self.config = config or PretrainConfig()
         self.encoder = BeatsModel(encoder_config)
-        self.tokenizer = tokenizer or RandomProjectionTokenizer(encoder_config.input_patch_size)
+        self.tokenizer = (tokenizer or RandomProjectionTokenizer(encoder_config.input_patch_size)).requires_grad_(False)
         if self.tokenizer.patch_size != encoder_config.input_patch_size:
             raise ValueError("tokenizer and encoder patch sizes differ")
         self.predictor = BeatsPredictor(encoder_config, self.tokenizer.codebook_size, self.config.predictor_layers)
 
+    def train(self, mode: bool = True) -> BeatsMaskedPretraining:
+        super().train(mode)
+        self.tokenizer.eval()
+        return self
+
     def forward(
-        self, wave: torch.Tensor, generator: torch.Generator | None = None
+        self, wave: torch.Tensor, generator: training.RandomSource = None, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss and metrics (masked-patch accuracy, share of the codebook among the targets).
+
+        The loss is cross-entropy with label smoothing over each clip's masked patches, averaged over
+        clips; ``lengths`` (real samples per clip) leaves patches of zero padding out.
+        """
         fbank = self.encoder.fbank(wave)
         targets = self.tokenizer(fbank)
         kept, ids_restore, masked = mask_patches(self.encoder.patches(fbank), self.config.mask_ratio, generator)
         logits = self.predictor(self.encoder.encode_patches(kept), ids_restore)
-        loss = F.cross_entropy(logits[masked], targets[masked], label_smoothing=self.config.label_smoothing)
+        if lengths is not None:
+            masked = masked & valid_patches(lengths, self.encoder.config, masked.shape[1])
+        smoothing = self.config.label_smoothing
+        ce = F.cross_entropy(logits.transpose(1, 2).float(), targets, label_smoothing=smoothing, reduction="none")
+        loss = row_mean(ce, masked)
         with torch.no_grad():
-            accuracy = (logits[masked].argmax(-1) == targets[masked]).float().mean().item()
-        return loss, {"loss": float(loss.detach()), "accuracy": accuracy}
+            accuracy = (logits[masked].argmax(-1) == targets[masked]).float().mean().item() if masked.any() else 0.0
+            coverage = targets.unique().numel() / self.tokenizer.codebook_size
+        return loss, {"accuracy": accuracy, "target_coverage": coverage}
 
 
 MASKED_TRAINING = training.TrainSettings(lr=5e-4, betas=(0.9, 0.98))

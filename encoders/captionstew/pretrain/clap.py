@@ -53,21 +53,58 @@ class ClapConfig:
     max_text_tokens: int = 30
 
 
-def build_tokenizer(captions: Iterable[str], min_count: int = 1) -> BertTokenizer:
-    """A lower-casing WordPiece tokenizer whose vocabulary is BERT's special tokens plus the captions' words.
-
-    Words are split with BERT's own normaliser and pre-tokenizer (punctuation separate), ordered by
-    frequency then alphabetically; words seen fewer than ``min_count`` times map to ``[UNK]``.
-    """
-    probe = BertTokenizer(vocab={token: i for i, token in enumerate(SPECIAL_TOKENS)})
-    backend = probe.backend_tokenizer
+def _caption_words(captions: Iterable[str]) -> Counter[str]:
+    """Word counts of ``captions`` split by BERT's own normaliser (lower case) and pre-tokenizer."""
+    backend = BertTokenizer(vocab={token: i for i, token in enumerate(SPECIAL_TOKENS)}).backend_tokenizer
     counts: Counter[str] = Counter()
     for caption in captions:
-        words = backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(caption))
-        counts.update(word for word, _ in words)
-    words = sorted(
-        (w for w, n in counts.items() if n >= min_count and w not in SPECIAL_TOKENS), key=lambda w: (-counts[w], w)
-    )
+        counts.update(w for w, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(caption)))
+    return counts
+
+
+def learn_wordpieces(counts: Counter[str], size: int) -> list[str]:
+    """A WordPiece vocabulary of at most ``size`` pieces learnt from word counts by frequency-ranked merges.
+
+    Words start as characters (``##`` marks a piece that continues a word); the most frequent adjacent
+    pair is merged until the vocabulary has ``size`` pieces or nothing is left to merge; ties go to
+    the alphabetically first pair, so the result depends only on the counts (the ``tokenizers``
+    library's trainer breaks ties in hash order, which differs from run to run).
+    """
+    words = {w: [w[0], *(f"##{c}" for c in w[1:])] for w in counts if w}
+    vocab = {piece for pieces in words.values() for piece in pieces}
+    while len(vocab) < size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, pieces in words.items():
+            for pair in zip(pieces, pieces[1:], strict=False):
+                pairs[pair] += counts[word]
+        if not pairs:
+            break
+        first, second = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merged = first + second[2:]
+        for pieces in words.values():
+            i = 0
+            while i < len(pieces) - 1:
+                if pieces[i] == first and pieces[i + 1] == second:
+                    pieces[i : i + 2] = [merged]
+                i += 1
+        vocab.add(merged)
+    return sorted(vocab)
+
+
+def build_tokenizer(captions: Iterable[str], min_count: int = 1, vocab_size: int | None = None) -> BertTokenizer:
+    """A lower-casing BERT tokenizer whose vocabulary is BERT's special tokens plus what the captions hold.
+
+    ``vocab_size=None``: whole words, split with BERT's own normaliser and pre-tokenizer (punctuation
+    separate), ordered by frequency then alphabetically; words seen fewer than ``min_count`` times map
+    to ``[UNK]``. ``vocab_size=N``: at most ``N`` WordPiece pieces learnt from the words seen at least
+    ``min_count`` times (:func:`learn_wordpieces`), so an unseen word splits into known pieces.
+    """
+    counts = _caption_words(captions)
+    counts = Counter({w: n for w, n in counts.items() if n >= min_count and w not in SPECIAL_TOKENS})
+    if vocab_size is not None:
+        pieces = learn_wordpieces(counts, vocab_size - len(SPECIAL_TOKENS))
+        return BertTokenizer(vocab={token: i for i, token in enumerate(SPECIAL_TOKENS + tuple(pieces))})
+    words = sorted(counts, key=lambda w: (-counts[w], w))
     return BertTokenizer(vocab={token: i for i, token in enumerate(SPECIAL_TOKENS + tuple(words))})
 
 
@@ -115,12 +152,15 @@ def batch_features(waves: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.
 
 
 class ClapModel(nn.Module):
-    """Zipformer audio encoder + BERT text encoder + projections; ``forward`` returns the contrastive loss."""
+    """Zipformer audio encoder + BERT text encoder + projections; ``forward`` returns the contrastive loss.
+
+    ``text_encoder_config=None`` builds the audio encoder alone (for a captioning-only subclass).
+    """
 
     def __init__(
         self,
         audio_config: ZipformerConfig,
-        text_encoder_config: BertConfig,
+        text_encoder_config: BertConfig | None,
         tokenizer: BertTokenizer,
         config: ClapConfig | None = None,
     ) -> None:
@@ -128,14 +168,19 @@ class ClapModel(nn.Module):
         self.config = config or ClapConfig()
         self.tokenizer = tokenizer
         self.audio_encoder = ZipformerModel(audio_config)
-        self.text_encoder = BertModel(text_encoder_config, add_pooling_layer=False)
-        dim = self.config.shared_emb_dim
-        self.text_proj = _projection(text_encoder_config.hidden_size, dim)
-        self.audio_proj = _projection(self.audio_encoder.output_dim, dim)
+        self.contrastive = text_encoder_config is not None
+        if text_encoder_config is not None:
+            self.text_encoder = BertModel(text_encoder_config, add_pooling_layer=False)
+            dim = self.config.shared_emb_dim
+            self.text_proj = _projection(text_encoder_config.hidden_size, dim)
+            self.audio_proj = _projection(self.audio_encoder.output_dim, dim)
 
     def encode_audio(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """L2-normalised masked mean of the projected encoder frames: ``[B, shared_emb_dim]``."""
-        frames, frame_lengths = self.audio_encoder(features, lengths)
+        return self.pool_frames(*self.audio_encoder(features, lengths))
+
+    def pool_frames(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode_audio` from encoder frames ``[B, T', D]`` already computed."""
         projected = self.audio_proj(frames)
         keep = ~make_pad_mask(frame_lengths, projected.shape[1])
         pooled = (projected * keep.unsqueeze(-1)).sum(1) / keep.sum(1, keepdim=True).clamp_min(1)
@@ -154,16 +199,35 @@ class ClapModel(nn.Module):
         out = self.text_encoder(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
         return F.normalize(self.text_proj(out[0][:, 0]), dim=-1)
 
+    def auden_config(self) -> dict[str, Any]:
+        """This model's fields of an Auden ``config.json`` (besides the audio encoder's)."""
+        if not self.contrastive:
+            return {}
+        return {
+            "model_type": "clap",
+            "text_encoder_config": json.loads(self.text_encoder.config.to_json_string(use_diff=False)),
+            "loss": "info-nce",
+            **{k: v for k, v in asdict(self.config).items() if k != "max_text_tokens"},
+        }
+
+    def head_names(self) -> tuple[str, ...]:
+        """Sub-modules saved beside ``audio_encoder``."""
+        return ("text_encoder", "text_proj", "audio_proj") if self.contrastive else ()
+
+    def contrastive_loss(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """InfoNCE of matching audio and text embeddings, plus the embedding regulariser when configured."""
+        loss = info_nce(audio, text, self.config.temp)
+        if self.config.embed_reg:
+            loss = loss + embedding_regulariser(audio) + embedding_regulariser(text)
+        return loss
+
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor, captions: Sequence[str]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, audio embeddings, text embeddings) for a batch of matching audio and captions."""
         audio = self.encode_audio(features, lengths)
         text = self.encode_text(captions)
-        loss = info_nce(audio, text, self.config.temp)
-        if self.config.embed_reg:
-            loss = loss + embedding_regulariser(audio) + embedding_regulariser(text)
-        return loss, audio, text
+        return self.contrastive_loss(audio, text), audio, text
 
 
 CLAP_TRAINING = training.TrainSettings(lr=1e-3)
@@ -189,20 +253,15 @@ def train_steps(
 
 
 def save_clap_checkpoint(model: ClapModel, folder: str | Path) -> Path:
-    """Write ``model`` as an Auden CLAP model directory (config, ``model.safetensors``, tokenizer); returns it."""
+    """Write ``model`` as an Auden model directory (config, ``model.safetensors``, tokenizer); returns it.
+
+    A CLAP model has ``model_type`` ``clap``; a captioning model (:mod:`.caption`) ``audio_caption`` or
+    ``clap_caption`` and its decoder keys (``text_decoder.*``, ``enc_dec_proj.*``).
+    """
     folder = Path(folder)
-    extra_config: dict[str, Any] = {
-        "model_type": "clap",
-        "text_encoder_config": json.loads(model.text_encoder.config.to_json_string(use_diff=False)),
-        "loss": "info-nce",
-        **{k: v for k, v in asdict(model.config).items() if k != "max_text_tokens"},
-    }
-    extra_state = {
-        f"{name}.{key}": value
-        for name in ("text_encoder", "text_proj", "audio_proj")
-        for key, value in getattr(model, name).state_dict().items()
-    }
-    save_auden_checkpoint(model.audio_encoder, folder, "audio_encoder", extra_config, extra_state)
+    heads = {name: getattr(model, name) for name in model.head_names()}
+    extra_state = {f"{name}.{key}": value for name, head in heads.items() for key, value in head.state_dict().items()}
+    save_auden_checkpoint(model.audio_encoder, folder, "audio_encoder", model.auden_config(), extra_state)
     model.tokenizer.save_pretrained(str(folder))
     return folder
 
@@ -212,9 +271,18 @@ def load_clap_checkpoint(folder: str | Path) -> ClapModel:
     folder = Path(folder)
     raw = json.loads((folder / "config.json").read_text())
     _, audio_config = load_auden_checkpoint(folder)
-    text_raw = {k: v for k, v in raw["text_encoder_config"].items() if k != "model_type"}
+    text = raw.get("text_encoder_config")
+    text_config_ = None if text is None else BertConfig(**{k: v for k, v in text.items() if k != "model_type"})
     config = ClapConfig(**{k: raw[k] for k in ("shared_emb_dim", "temp", "embed_reg") if k in raw})
-    model = ClapModel(audio_config, BertConfig(**text_raw), BertTokenizer.from_pretrained(str(folder)), config)
+    tokenizer = BertTokenizer.from_pretrained(str(folder))
+    if "caption_config" in raw:
+        from xbench.encoders.captionstew.pretrain.caption import AudioLanguageModel, CaptionConfig
+
+        caption = CaptionConfig(**raw["caption_config"])
+        weights = {k: raw[k] for k in ("contrastive_weight", "caption_weight")}
+        model: ClapModel = AudioLanguageModel(audio_config, tokenizer, caption, text_config_, config, **weights)
+    else:
+        model = ClapModel(audio_config, text_config_, tokenizer, config)
     from safetensors.torch import load_file
 
     state = load_file(str(folder / "model.safetensors"))

@@ -67,18 +67,18 @@ class MAEDecoder(nn.Module):
 
 
 def random_masking(
-    tokens: torch.Tensor, mask_ratio: float, group: int = 1, generator: torch.Generator | None = None
+    tokens: torch.Tensor, mask_ratio: float, group: int = 1, generator: training.RandomSource = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep a random ``1 - mask_ratio`` of ``[B, L, D]`` tokens per clip, in groups of ``group`` neighbours.
 
     Returns the kept tokens ``[B, keep, D]``, the mask ``[B, L]`` (1 = masked) and the permutation
     ``ids_restore`` that puts ``[kept, masked]`` back in order. ``group`` falls back to 1 when it
-    does not divide ``L``.
+    does not divide ``L``. ``generator`` may be a :class:`~xbench.encoders.training.RowRandom` (one per clip).
     """
     b, length, dim = tokens.shape
     group = group if group > 1 and length % group == 0 else 1
     keep = int(length * (1 - mask_ratio))
-    noise = torch.rand(b, length // group, generator=generator).to(tokens.device)
+    noise = training.uniform((b, length // group), generator).to(tokens.device)
     order = torch.argsort(noise, dim=1)
     offsets = torch.arange(group, device=tokens.device)
     ids_shuffle = (order.unsqueeze(-1) * group + offsets).flatten(1)
@@ -90,11 +90,16 @@ def random_masking(
 
 
 def mae_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, norm_pix_loss: bool = True) -> torch.Tensor:
-    """Mean over masked patches of the per-patch MSE; targets normalised per patch when ``norm_pix_loss``."""
+    """Per-patch MSE averaged over each clip's masked patches, then over clips.
+
+    Targets are normalised per patch when ``norm_pix_loss``. With the same number of masked patches
+    in every clip this is the mean over all masked patches of the batch, as the paper's loss; with
+    padding left out of ``mask`` every clip still weighs the same, however the batch is split.
+    """
     if norm_pix_loss:
         target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
     per_patch = (pred.float() - target.float()).pow(2).mean(-1)
-    return (per_patch * mask).sum() / mask.sum().clamp_min(1)
+    return ((per_patch * mask).sum(1) / mask.sum(1).clamp_min(1)).mean()
 
 
 class DashengMAE(nn.Module):
@@ -115,9 +120,12 @@ class DashengMAE(nn.Module):
         return F.unfold(db.unsqueeze(1), kernel_size=cfg.patch_size, stride=cfg.patch_stride).transpose(1, 2)
 
     def forward(
-        self, wave: torch.Tensor, generator: torch.Generator | None = None
+        self, wave: torch.Tensor, generator: training.RandomSource = None, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``[B, W]`` -> (loss, predictions ``[B, L, P]``, targets ``[B, L, P]``, mask ``[B, L]``)."""
+        """``[B, W]`` -> (loss, predictions ``[B, L, P]``, targets ``[B, L, P]``, loss mask ``[B, L]``).
+
+        ``lengths`` (real samples per clip) leaves the patches of zero padding out of the loss.
+        """
         enc = self.encoder
         db = enc.log_mel(wave)
         if db.shape[-1] // enc.config.patch_stride[1] > enc.config.chunk_tokens:
@@ -128,7 +136,16 @@ class DashengMAE(nn.Module):
         kept, mask, ids_restore = random_masking(tokens, cfg.mask_ratio, cfg.group, generator)
         pred = self.decoder(enc.encode_tokens(kept), ids_restore)
         target = self.patchify(db)
+        if lengths is not None:
+            mask = mask * self.valid_tokens(lengths, db.shape[-1] // enc.config.patch_stride[1]).to(mask)
         return mae_loss(pred, target, mask, cfg.norm_pix_loss), pred, target, mask
+
+    def valid_tokens(self, lengths: torch.Tensor, time_tokens: int) -> torch.Tensor:
+        """``[B, L]`` True for tokens computed from real samples (frequency-major order, as the patches)."""
+        cfg = self.encoder.config
+        frames = 1 + lengths.long() // cfg.hop_size
+        valid_t = torch.arange(time_tokens, device=lengths.device)[None, :] < (frames // cfg.patch_stride[1])[:, None]
+        return valid_t.repeat(1, cfg.n_mels // cfg.patch_stride[0])
 
 
 def random_crop(wave: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
