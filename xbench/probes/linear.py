@@ -106,20 +106,26 @@ def _loss_fn(config: ProbeConfig) -> Callable[[torch.Tensor, torch.Tensor, torch
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: ProbeData, batch_size: int, device: str = "cpu") -> list | np.ndarray:
-    """Logits for every item: ``[N, C]`` array for clips, a list of ``[T_i, C]`` arrays for frames."""
+def predict(
+    model: torch.nn.Module, data: ProbeData, batch_size: int, device: str = "cpu", heads: int = 0
+) -> list | np.ndarray:
+    """Logits for every item: ``[N, C]`` array for clips, a list of ``[T_i, C]`` arrays for frames.
+
+    ``heads``: the model stacks that many probes and returns ``[heads, B, ...]``; the result is a list with
+    each head's logits.
+    """
     model.eval()
-    outs: list = []
+    outs: list[list] = [[] for _ in range(heads or 1)]
     for x, _, mask in data.batches(batch_size):
         logits = model(x.to(device)).float().cpu()
-        if mask is None:
-            outs.append(logits.numpy())
-        else:
-            lengths = mask.sum(1).tolist()
-            outs.extend(logits[i, :n].numpy() for i, n in enumerate(lengths))
-    if data.frame_level:
-        return outs
-    return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
+        for out, head in zip(outs, logits if heads else logits[None], strict=True):
+            if mask is None:
+                out.append(head.numpy())
+            else:
+                out.extend(head[i, :n].numpy() for i, n in enumerate(mask.sum(1).tolist()))
+    empty = np.zeros((0, 0), dtype=np.float32)
+    joined = [out if data.frame_level else np.concatenate(out) if out else empty for out in outs]
+    return joined if heads else joined[0]
 
 
 def train_probe(
