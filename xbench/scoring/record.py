@@ -10,7 +10,10 @@ key existed have the same layout and read as version 1):
 * identity of the task: ``task``, ``formal_name``, ``task_version``, ``task_fingerprint``, ``domain``,
   ``private``, ``weight`` (X-ARES ``eval_weight``), ``seed``, ``test_count``, ``protocol``;
 * the encoder: ``encoder_slug`` and ``encoder`` (its identity: class, fingerprint, rate, hop, ...);
-* ``tracks``: ``{"mlp" | "knn": {"metric", "raw", "score" (0–1), "ci95": [low, high], "folds", ...}}``;
+* ``tracks``: ``{"mlp" | "knn": {"metric", "raw", "score" (0–1), "ci95": [low, high], "folds", ...}}``; a
+  track averaged over probe seeds (the default protocol's MLP) also has ``"seeds": {"probe_seeds",
+  "raw", "score" (one per seed), "std", "min", "max" (of the per-seed scores)}`` (:class:`SeedScores`;
+  optional, so files without it read as before);
 * ``run_settings`` (a saved result is reused only when these match) and provenance (``xbench_version``,
   ``cache``, ``cache_keys``, ``timings``, ``created``, ``host``, ``torch``), kept as they are.
 
@@ -24,6 +27,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from xbench.scoring.scores import spread
 
 FORMAT_VERSION = 1
 TABLE_COLUMNS = [
@@ -42,9 +47,13 @@ TABLE_COLUMNS = [
     "test_count",
     "protocol",
     "task_version",
+    "probe_seeds",
+    "seed_std",
+    "seed_min",
+    "seed_max",
 ]
 _REQUIRED = ("task", "weight", "tracks")
-_TRACK_KEYS = ("metric", "raw", "score", "ci95", "folds")
+_TRACK_KEYS = ("metric", "raw", "score", "ci95", "folds", "seeds")
 _RECORD_KEYS = (
     "format_version",
     "task",
@@ -77,6 +86,32 @@ def _number(value: Any) -> float:
 
 
 @dataclass
+class SeedScores:
+    """A track averaged over probe seeds: the seeds and each seed's raw metric and 0–1 score (folds averaged)."""
+
+    probe_seeds: list[int]
+    raw: list[float]
+    score: list[float]
+
+    def spread(self) -> dict[str, float | None]:
+        """``std`` (ddof 1), ``min`` and ``max`` of the per-seed scores."""
+        return spread(self.score)
+
+    def to_dict(self) -> dict[str, Any]:
+        seeds, raw, score = list(self.probe_seeds), list(self.raw), list(self.score)
+        return {"probe_seeds": seeds, "raw": raw, "score": score, **self.spread()}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> SeedScores:
+        seeds = cls(
+            [int(s) for s in obj["probe_seeds"]], [float(r) for r in obj["raw"]], [float(x) for x in obj["score"]]
+        )
+        if not (len(seeds.probe_seeds) == len(seeds.raw) == len(seeds.score) > 0):
+            raise ValueError("seeds: probe_seeds, raw and score need one entry per seed")
+        return seeds
+
+
+@dataclass
 class TrackScore:
     """One track's result: the raw metric, its 0–1 score and the score's 95 % bootstrap interval."""
 
@@ -87,6 +122,7 @@ class TrackScore:
     ci_high: float = float("nan")
     folds: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. "probe" of contrastive and asr tasks
+    seeds: SeedScores | None = None  # a score averaged over probe seeds
 
     def to_dict(self) -> dict[str, Any]:
         has_ci = math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
@@ -97,6 +133,7 @@ class TrackScore:
             "score": self.score,
             "folds": list(self.folds),
             "ci95": [self.ci_low, self.ci_high] if has_ci else None,
+            **({"seeds": self.seeds.to_dict()} if self.seeds is not None else {}),
         }
 
     @classmethod
@@ -110,6 +147,7 @@ class TrackScore:
             ci_high=_number(ci[1]),
             folds=[float(f) for f in obj.get("folds", [])],
             extra={k: v for k, v in obj.items() if k not in _TRACK_KEYS},
+            seeds=SeedScores.from_dict(obj["seeds"]) if obj.get("seeds") else None,
         )
 
 
@@ -220,9 +258,18 @@ class ResultRecord:
                 "test_count": self.test_count,
                 "protocol": self.protocol,
                 "task_version": self.task_version,
+                **_seed_columns(t.seeds),
             }
             for name, t in sorted(self.tracks.items())
         ]
+
+
+def _seed_columns(seeds: SeedScores | None) -> dict[str, Any]:
+    """The table's seed columns: the number of probe seeds and the spread of their scores (None without seeds)."""
+    if seeds is None:
+        return {"probe_seeds": None, "seed_std": None, "seed_min": None, "seed_max": None}
+    s = seeds.spread()
+    return {"probe_seeds": len(seeds.probe_seeds), "seed_std": s["std"], "seed_min": s["min"], "seed_max": s["max"]}
 
 
 def read_json(path: str | Path) -> Any:
@@ -253,6 +300,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "RecordFormatError",
     "ResultRecord",
+    "SeedScores",
     "TrackScore",
     "is_result",
     "read_json",

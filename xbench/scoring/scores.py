@@ -87,30 +87,68 @@ def aggregate(items: Iterable[ScoredTask]) -> list[dict[str, Any]]:
 
 
 def bootstrap_interval(
-    metric: Callable[[np.ndarray], float],
+    metric: Callable[..., float],
     n_items: int | Mapping[Any, int],
     rounds: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    n_seeds: int | Mapping[Any, int] | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric`` over test items resampled with replacement.
 
     ``metric(indices)`` computes the metric on the chosen test items. For k-fold tasks pass
     ``n_items`` as {fold: count}: each round resamples within every fold and ``metric`` receives a
     dict {fold: indices}. Rounds where the metric is undefined (raises ValueError) are skipped.
+
+    A score that is a mean over probe seeds passes ``n_seeds``: each round then also resamples the seeds
+    with replacement and ``metric(indices, seed_indices)`` averages over the drawn seeds (see
+    :func:`seed_mean`); ``n_seeds`` as {group: count} draws each group's seeds on its own (two runs with
+    different seed sets). The seeds come from a second generator, so the item draws are the same as
+    without ``n_seeds``, and one seed gives today's single-probe interval.
+
+    Why a joint (two-level) bootstrap rather than adding an item variance and a seed variance: the
+    metrics (mAP, F1, R@1) are not means over items, the two sources interact (which items a probe gets
+    wrong depends on its seed), and percentiles of the joint draws need neither additivity nor
+    normality; ``xbench compare`` applies the same item and seed draws to two runs for a paired
+    interval. Resampling ``S`` seeds understates the seed part of the variance by a factor ``(S − 1)/S``
+    (0.8 for 5 seeds); on the offline suite the test items dominate the width
+    (``benchmarks/bench_seed_coverage.py`` measures how often single-seed scores fall inside).
     """
     rng = np.random.default_rng(seed)
+    seed_rng = np.random.default_rng([seed, 1]) if n_seeds is not None else None
     values = []
     for _ in range(rounds):
-        if isinstance(n_items, Mapping):
-            draw: Any = {k: rng.integers(0, n, n) for k, n in n_items.items()}
-        else:
-            draw = rng.integers(0, n_items, n_items)
+        draw: Any = _draw(rng, n_items)
         try:
-            values.append(metric(draw))
+            values.append(metric(draw) if seed_rng is None else metric(draw, _draw(seed_rng, n_seeds)))
         except ValueError:
             continue
     if not values:
         raise ValueError("bootstrap: the metric was undefined on every resample")
     lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+def _draw(rng: np.random.Generator, sizes: Any) -> Any:
+    """Indices drawn with replacement: ``[n]`` for a count, {key: [n_key]} for a mapping of counts."""
+    if isinstance(sizes, Mapping):
+        return {k: rng.integers(0, n, n) for k, n in sizes.items()}
+    return rng.integers(0, sizes, sizes)
+
+
+def seed_mean(value: Callable[[int], float], seed_indices: np.ndarray) -> float:
+    """Mean of ``value(s)`` over drawn seed indices, repeats counted (each distinct seed computed once)."""
+    seeds, counts = np.unique(np.asarray(seed_indices), return_counts=True)
+    return float(sum(int(c) * value(int(s)) for s, c in zip(seeds, counts, strict=True)) / counts.sum())
+
+
+def spread(values: Iterable[float]) -> dict[str, float | None]:
+    """``std`` (sample, ddof 1; None for fewer than two values), ``min`` and ``max`` of per-seed scores."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("spread of no values")
+    return {
+        "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }

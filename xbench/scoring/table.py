@@ -29,6 +29,10 @@ _DEFAULTS: dict[str, Any] = {
     "test_count": None,
     "protocol": "xbench",
     "task_version": 1,
+    "probe_seeds": None,
+    "seed_std": float("nan"),
+    "seed_min": float("nan"),
+    "seed_max": float("nan"),
 }
 
 
@@ -55,9 +59,10 @@ def complete(frame: pd.DataFrame) -> pd.DataFrame:
     frame["task"] = frame.task.astype(str)
     frame["track"] = frame.track.astype(str)
     frame["metric"] = frame.metric.fillna("").astype(str)
-    for col in ("raw", "score", "ci_low", "ci_high", "weight"):
+    for col in ("raw", "score", "ci_low", "ci_high", "weight", "seed_std", "seed_min", "seed_max"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    frame["test_count"] = pd.to_numeric(frame.test_count, errors="coerce").astype("Int64")
+    for col in ("test_count", "probe_seeds"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
     frame["task_version"] = pd.to_numeric(frame.task_version, errors="coerce").fillna(1).astype(int)
     rank = {e: i for i, e in enumerate(dict.fromkeys(frame.encoder))}
     frame["_rank"] = frame.encoder.map(rank)
