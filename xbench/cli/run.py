@@ -60,6 +60,14 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals")
     run.add_argument(
+        "--probe-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="xbench protocol: the MLP score is the mean over N probe seeds, trained together (default 5); "
+        "--protocol xares trains one probe",
+    )
+    run.add_argument(
         "--text-tokenizer", default=None, help="contrastive tasks: bert-base-uncased vocab.txt, folder or hub id"
     )
     run.add_argument("--asr-decoder", default=None, help="asr tasks: causal-LM folder or hub id (Qwen/Qwen2.5-0.5B)")
@@ -100,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             cache_dtype=args.cache_dtype,
             bootstrap_rounds=args.bootstrap,
+            probe_seeds=args.probe_seeds,
             harness=harness_options(args),
             text_tokenizer=args.text_tokenizer,
             asr_decoder=args.asr_decoder,

@@ -69,6 +69,8 @@ class RunOptions:
     overwrite: str = "missing"
     cache_dtype: str = "float16"
     bootstrap_rounds: int = 1000
+    # MLP probe seeds (default protocol): a count from each task's seed (None: 5), or the seeds themselves
+    probe_seeds: int | tuple[int, ...] | None = None
     harness: HarnessOptions = field(default_factory=HarnessOptions)
     show_progress: bool = True
     # contrastive (Clotho): bert-base-uncased vocab.txt, tokenizer folder or hub id; None: see resolve_tokenizer
@@ -89,8 +91,26 @@ class RunOptions:
         self.harness = self.harness.for_protocol(self.protocol)  # xares: whole clips, no harness chunking
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        self.probe_seeds = _probe_seeds_option(self.probe_seeds, self.protocol)
         for device in dict.fromkeys((self.device, self.harness.device)):
             check_device(device)
+
+
+def _probe_seeds_option(value: Any, protocol: str) -> int | tuple[int, ...] | None:
+    """``probe_seeds`` checked: None, a count of at least 1, or distinct seeds; only None or 1 for xares."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
+        raise ValueError(f"probe seeds must be a count or a list of seeds, got {value!r}")
+    if isinstance(value, int) and value < 1:
+        raise ValueError(f"probe seeds must be at least 1, got {value}")
+    if not isinstance(value, int):
+        value = tuple(int(s) for s in value)
+        if not value or len(set(value)) != len(value) or min(value) < 0:
+            raise ValueError(f"probe seeds must be distinct non-negative integers, got {list(value)}")
+    if protocol == "xares" and value != 1:
+        raise ValueError("probe seeds apply to protocol xbench; the xares protocol trains one probe as X-ARES does")
+    return value
 
 
 class _LazyEncoder:
@@ -126,7 +146,7 @@ class TaskRunner:
         root = default_cache_root(opts.cache_root)
         self.unit_root = root / "embeddings" / slug / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
         self.unit_root = self.unit_root / opts.protocol
-        self.predictions: tuple[dict[str, list[str]], dict[str, Any]] | None = None  # for `xbench compare`
+        self.predictions: tuple[Any, ...] | None = None  # for `xbench compare`
 
     def units(self) -> list[EmbedUnit]:
         """The task's embed units, once every split's labels pass (read from the shards' json members alone,
@@ -393,11 +413,26 @@ def write_summary(folder: Path, frame: Any, records: list[ResultRecord]) -> None
 
 
 def summary_table(frame: Any) -> str:
-    """The closing table: one row per task with MLP and kNN scores, then the weighted averages."""
+    """The closing table: one row per task with MLP and kNN scores, then the weighted averages.
+
+    A task whose MLP score is a mean over probe seeds also shows the MLP interval and the seeds' spread.
+    """
     if frame.empty:
         return "(no results)"
     wide = frame.pivot_table(index="formal_name", columns="track", values="score", aggfunc="first")
-    lines = [wide.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")]
+    wide = wide.map(lambda v: f"{v:.3f}" if v == v else "-")
+    seeded = frame[(frame.track == "mlp") & frame.probe_seeds.notna()].drop_duplicates("formal_name")
+    if len(seeded):
+        rows = seeded.set_index("formal_name")
+        ci = {name: f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" for name, r in rows.iterrows()}
+        spread = {
+            name: f"{r.seed_min:.3f}–{r.seed_max:.3f}" + (f", sd {r.seed_std:.3f}" if r.seed_std == r.seed_std else "")
+            + f" ({r.probe_seeds})"
+            for name, r in rows.iterrows()
+        }
+        wide["mlp 95% CI"] = [ci.get(name, "-") for name in wide.index]
+        wide["mlp seeds: min–max, sd (n)"] = [spread.get(name, "-") for name in wide.index]
+    lines = [wide.to_string()]
     for row in averages(frame):
         lines.append(
             f"Weighted average {row['track'].upper()} ({row['group']}, {row['tasks']} tasks): {row['score']:.3f}"

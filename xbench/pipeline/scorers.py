@@ -10,16 +10,22 @@ Built in (X-ARES 0.1.3, ``xares/task.py``, ``xares/trainer.py``):
 
 * ``clip``: the MLP probe on pooled vectors (:mod:`xbench.probes.linear`) and the kNN track;
 * ``frame``: the MLP probe per frame, no kNN;
+
+  under the default protocol the MLP score is the mean over several probe seeds (default 5, trained
+  together by :mod:`xbench.probes.multiseed`), with the per-seed scores and their spread in the track's
+  ``seeds``; ``--protocol xares`` trains one probe, as X-ARES does;
 * ``contrastive``: the audio-text retrieval probe (:mod:`xbench.probes.retrieval`), MLP track only;
 * ``asr``: the adapter into a frozen decoder (:mod:`xbench.probes.asr`), MLP track only.
 
-Every interval is a 95 % bootstrap of the test items within each fold (:func:`bootstrap_interval`).
+Every interval is a 95 % bootstrap of the test items within each fold (:func:`bootstrap_interval`), and
+of the probe seeds too for a score averaged over seeds (a two-level bootstrap; the docstring of
+:func:`bootstrap_interval` says why).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,9 +34,10 @@ import torch
 from xbench.embed.cache import EmbeddedUnit, concat_units
 from xbench.probes.knn import knn_scores
 from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets, train_probe
+from xbench.probes.multiseed import DEFAULT_PROBE_SEEDS, probe_seeds, train_probes
 from xbench.probes.xares_recipe import XaresRecipe, encoded_shard_sizes
 from xbench.scoring.metrics import CLIP_METRICS, METRICS, accuracy
-from xbench.scoring.scores import bootstrap_interval
+from xbench.scoring.scores import bootstrap_interval, seed_mean
 from xbench.taskspec.config import TaskConfig
 
 if TYPE_CHECKING:
@@ -67,12 +74,13 @@ class ScoreInput:
 class Scored:
     """A scorer's result: the result JSON's ``tracks`` and, for ``xbench compare``, test predictions.
 
-    ``predictions``: ``({fold: test item keys}, {track: {fold: (scores or logits, ProbeData)}})`` as
-    :func:`xbench.report.compare.write_predictions` takes them, or None.
+    ``predictions``: ``({fold: test item keys}, {track: {fold: (scores or logits, ProbeData)}}[, {track:
+    probe seeds}])`` as :func:`xbench.report.compare.write_predictions` takes them, or None; a track with
+    probe seeds has a list of per-seed outputs in place of the scores or logits.
     """
 
     tracks: dict[str, dict[str, Any]]
-    predictions: tuple[dict[str, list[str]], dict[str, Any]] | None = None
+    predictions: tuple[Any, ...] | None = None
 
 
 ScoreFn = Callable[[ScoreInput], Scored]
@@ -143,6 +151,43 @@ def _training(task: TaskConfig, options: RunOptions) -> dict[str, Any]:
 # -- clip and frame tasks: the MLP probe (and kNN for clips) -----------------------------------------
 
 
+def probe_seeds_setting(options: RunOptions) -> int | list[int]:
+    """The MLP track's probe seeds as run settings record them: a count from the task's seed, or the seeds.
+
+    ``--protocol xares`` trains one probe (X-ARES's); the default protocol ``options.probe_seeds`` probes
+    (default :data:`~xbench.probes.multiseed.DEFAULT_PROBE_SEEDS`).
+    """
+    if options.protocol == "xares":
+        return 1
+    value = DEFAULT_PROBE_SEEDS if options.probe_seeds is None else options.probe_seeds
+    return value if isinstance(value, int) else [int(s) for s in value]
+
+
+def mlp_probe_seeds(task: TaskConfig, options: RunOptions) -> list[int]:
+    """The seeds of ``task``'s MLP probes: ``task.seed, task.seed + 1, …`` for a count, else as given."""
+    value = probe_seeds_setting(options)
+    return probe_seeds(task.seed, value) if isinstance(value, int) else value
+
+
+def _mlp_outputs(
+    data: tuple[ProbeData, ProbeData, ProbeData],
+    outputs: int,
+    cfg: ProbeConfig,
+    seeds: list[int],
+    select: Any,
+    **kw: Any,
+) -> list:
+    """Test logits of one probe per seed: ``train_probe`` (``kw``: its options) for one seed, else the heads
+    trained together (:func:`~xbench.probes.multiseed.train_probes`)."""
+    train, valid, test = data
+    bs = cfg.batch_size_valid or cfg.batch_size
+    if len(seeds) == 1:
+        result = train_probe(train, valid, outputs, replace(cfg, seed=seeds[0]), select, **kw)
+        return [predict(result.model, test, bs, cfg.device)]
+    stacked = train_probes(train, valid, outputs, cfg, seeds, select)
+    return predict(stacked.model, test, bs, cfg.device, heads=len(seeds))
+
+
 DataFn = Callable[[TaskConfig, EmbeddedUnit, float], ProbeData]
 MetricFn = Callable[[TaskConfig, float], Callable[[Any, ProbeData], float]]
 
@@ -190,32 +235,40 @@ def _frame_data(task: TaskConfig, unit: EmbeddedUnit, hop: float) -> ProbeData:
     return ProbeData(xs, ys)
 
 
-def _accuracy_interval(tests: dict[str, tuple[Any, ProbeData]], rounds: int, seed: int) -> tuple[float, float]:
-    """Bootstrap of accuracy from per-item correctness (the same draws as :func:`_interval`)."""
+PerSeed = dict[str, tuple[list[Any], ProbeData]]
+"""{fold: (one test output per probe seed, the test data)}: what the intervals resample."""
+
+
+def _accuracy_interval(tests: PerSeed, rounds: int, seed: int) -> tuple[float, float]:
+    """Bootstrap of accuracy from per-item correctness ``[seeds, items]`` (the same draws as :func:`_interval`)."""
     correct = {
-        fold: (np.asarray(scores).argmax(axis=-1) == data.targets.numpy()).astype(np.float64)
-        for fold, (scores, data) in tests.items()
+        fold: np.stack([np.asarray(o).argmax(axis=-1) == data.targets.numpy() for o in outputs]).astype(np.float64)
+        for fold, (outputs, data) in tests.items()
     }
-    sizes = {fold: len(c) for fold, c in correct.items()}
+    sizes = {fold: c.shape[1] for fold, c in correct.items()}
+    n_seeds = len(next(iter(correct.values())))
 
-    def resampled(draw: dict[str, np.ndarray]) -> float:
-        return float(np.mean([correct[fold][idx].mean() for fold, idx in draw.items()]))
+    def resampled(draw: dict[str, np.ndarray], seeds: np.ndarray) -> float:
+        return float(np.mean([correct[fold][seeds[:, None], idx].mean() for fold, idx in draw.items()]))
 
-    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed)
+    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed, n_seeds=n_seeds)
 
 
-def _interval(tests: dict[str, tuple[Any, ProbeData]], fn: Any, rounds: int, seed: int) -> tuple[float, float]:
+def _on_items(fn: Any, outputs: list[Any], data: ProbeData, idx: np.ndarray) -> Callable[[int], float]:
+    """``seed -> fn(that seed's outputs on items idx, the data of items idx)``."""
+    subset = _subset(data, idx)
+    return lambda s: fn([outputs[s][i] for i in idx] if isinstance(outputs[s], list) else outputs[s][idx], subset)
+
+
+def _interval(tests: PerSeed, fn: Any, rounds: int, seed: int) -> tuple[float, float]:
+    """Two-level bootstrap of ``fn(outputs, data)``: test items within each fold, and the probe seeds."""
     sizes = {fold: len(data) for fold, (_, data) in tests.items()}
+    n_seeds = len(next(iter(tests.values()))[0])
 
-    def resampled(draw: dict[str, np.ndarray]) -> float:
-        vals = []
-        for fold, idx in draw.items():
-            logits, data = tests[fold]
-            picked = [logits[i] for i in idx] if isinstance(logits, list) else logits[idx]
-            vals.append(fn(picked, _subset(data, idx)))
-        return float(np.mean(vals))
+    def resampled(draw: dict[str, np.ndarray], seeds: np.ndarray) -> float:
+        return float(np.mean([seed_mean(_on_items(fn, *tests[fold], idx), seeds) for fold, idx in draw.items()]))
 
-    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed)
+    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed, n_seeds=n_seeds)
 
 
 def _xares_recipe(inp: ScoreInput, index: int) -> XaresRecipe | None:
@@ -240,7 +293,8 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
     def selection(logits: Any, data: ProbeData) -> float:  # higher is better for model selection
         return direction * metric(logits, data)
 
-    folds_mlp, folds_knn, tests_mlp, tests_knn = [], [], {}, {}
+    seeds = mlp_probe_seeds(task, opts)
+    folds_mlp, folds_knn, tests_mlp, tests_knn = [], [], {}, {}  # per fold: one raw metric / output per seed
     test_keys: dict[str, list[str]] = {}
     for index, (fold, *units) in enumerate(inp.folds()):
         train, valid, test = (data_of(task, u, inp.hop) for u in units)
@@ -251,20 +305,21 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
                 loss="bce" if task.criterion == "BCEWithLogitsLoss" else "cross_entropy",
                 pos_weight=task.criterion_args.get("pos_weight"),
             )
-            result = train_probe(train, valid, task.output_dim, cfg, selection, xares=_xares_recipe(inp, index))
-            logits = predict(result.model, test, cfg.batch_size_valid or cfg.batch_size, opts.device)
-            folds_mlp.append(metric(logits, test))
-            tests_mlp[fold] = (logits, test)
+            xares = _xares_recipe(inp, index)
+            outputs = _mlp_outputs((train, valid, test), task.output_dim, cfg, seeds, selection, xares=xares)
+            folds_mlp.append([metric(logits, test) for logits in outputs])
+            tests_mlp[fold] = (outputs, test)
         if "knn" in opts.tracks and task.do_knn and knn:
             x_train, y_train = train.inputs.numpy(), train.targets.numpy()
             scores = knn_scores(x_train, y_train, test.inputs.numpy(), task.output_dim, protocol=opts.protocol)
-            folds_knn.append(accuracy(scores, test.targets.numpy()))
-            tests_knn[fold] = (scores, test)
+            folds_knn.append([accuracy(scores, test.targets.numpy())])
+            tests_knn[fold] = ([scores], test)
     tracks = {}
     for track, folds, tests in (("mlp", folds_mlp, tests_mlp), ("knn", folds_knn, tests_knn)):
         if not folds:
             continue
-        raw = float(np.mean(folds))
+        per_seed = np.mean(folds, axis=0)  # [seeds]: each seed's raw metric, folds averaged
+        raw = float(np.mean(per_seed))
         rounds = opts.bootstrap_rounds
         if track == "knn" or task.metric == "accuracy":
             lo, hi = _accuracy_interval(tests, rounds, task.seed)
@@ -275,20 +330,25 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
             "metric": task.metric if track == "mlp" else "accuracy",
             "raw": raw,
             "score": norm(raw),
-            "folds": [float(f) for f in folds],
+            "folds": [float(np.mean(f)) for f in folds],
             "ci95": sorted([norm(lo), norm(hi)]),
         }
-    predictions = (test_keys, {"mlp": tests_mlp, "knn": tests_knn}) if tests_mlp or tests_knn else None
+        if track == "mlp" and opts.protocol != "xares":
+            raws = [float(r) for r in per_seed]
+            tracks[track]["seeds"] = {"probe_seeds": seeds, "raw": raws, "score": [norm(r) for r in raws]}
+    knn_tests = {fold: (outputs[0], test) for fold, (outputs, test) in tests_knn.items()}
+    tests_by_track = {"mlp": tests_mlp, "knn": knn_tests}
+    predictions = (test_keys, tests_by_track, {"mlp": seeds}) if tests_mlp or tests_knn else None
     return Scored(tracks, predictions)
 
 
-@register_scorer("clip")
+@register_scorer("clip", settings={"probe_seeds": probe_seeds_setting})
 def score_clip(inp: ScoreInput) -> Scored:
     """Clip tasks: the MLP probe on pooled vectors and the kNN track (when the task has ``do_knn``)."""
     return _probe_tracks(inp, _clip_data, _clip_metric, knn=True)
 
 
-@register_scorer("frame")
+@register_scorer("frame", settings={"probe_seeds": probe_seeds_setting})
 def score_frame(inp: ScoreInput) -> Scored:
     """Frame tasks: the MLP probe on every frame (targets at the encoder's hop); no kNN track."""
     return _probe_tracks(inp, _frame_data, _frame_metric, knn=False)

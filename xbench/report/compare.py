@@ -2,25 +2,29 @@
 
 Both encoders were scored on the same test items, so the interval resamples those items once per
 round and recomputes both scores on the same draw (within every fold for k-fold tasks, as the run's
-own intervals do). A difference whose interval contains 0 is flagged as inside the noise.
+own intervals do). A track averaged over probe seeds (the default protocol's MLP) also resamples its
+seeds each round, as the run's own interval does: the same seed draw for both runs when they used the
+same seeds (paired by seed), independent draws when their seed sets differ. A difference whose
+interval contains 0 is flagged as inside the noise.
 
 The paired bootstrap needs per-item predictions. ``xbench run`` writes them beside each result
 JSON as ``<task>@v<version>.predictions.npz`` (:func:`write_predictions`), format
-``xbench-predictions/1``, saved with ``allow_pickle=False``:
+``xbench-predictions/2``, saved with ``allow_pickle=False`` (``S``: the track's probe seeds):
 
 =====================  ============================  ==========================================
 array                  shape / dtype                  meaning
 =====================  ============================  ==========================================
-``format``             0-d str                        ``"xbench-predictions/1"``
+``format``             0-d str                        ``"xbench-predictions/2"``
 ``task``               0-d str                        task name
 ``keys``, ``folds``    [N] str                        test item key and its fold (``""``: none)
 ``metric_<track>``     0-d str                        metric of the track (``mlp``, ``knn``)
 ``targets``            [N] int64 or [N, C] uint8      clip tasks: class index / multi-hot
-``<track>_pred``       [N] int32                      clip, metric ``accuracy``: argmax class
-``<track>_scores``     [N, C] float32                 clip, other metrics (e.g. mAP): scores
+``seeds_<track>``      [S] int64                      probe seeds of a track trained per seed
+``<track>_pred``       ([S,] N) int32                 clip, metric ``accuracy``: argmax class
+``<track>_scores``     ([S,] N, C) float32            clip, other metrics (e.g. mAP): scores
 ``frame_offsets``      [N + 1] int64                  frame tasks: item i is rows offsets[i]:[i+1]
 ``frame_targets``      [ΣT, C] uint8                  frame tasks: frame targets
-``<track>_frame_pred`` [ΣT, C] uint8                  frame tasks: round(sigmoid(logit))
+``<track>_frame_pred`` ([S,] ΣT, C) uint8             frame tasks: round(sigmoid(logit))
 ``hop_ms``             0-d float64                    frame tasks: encoder hop
 ``segment_length_s``   0-d float64                    frame tasks: segment-F1 window
 ``bounds_<track>``     [2] float64                    raw bounds (lo, hi) of the track's 0–1 score
@@ -29,7 +33,9 @@ array                  shape / dtype                  meaning
 
 ``bounds_<track>`` / ``higher_<track>`` are the task's own ``metric_bounds`` / ``higher_is_better``
 (MLP track) or the metric table's defaults (kNN track, accuracy), as the run normalised them; files
-written without them are normalised with the metric table's defaults.
+written without them are normalised with the metric table's defaults. A track with ``seeds_<track>``
+has its prediction arrays stacked over those seeds (first axis); a track without has one prediction
+per item. Files of format ``xbench-predictions/1`` (no seed arrays) read as one seed per track.
 
 Items are in the run's test order, folds concatenated in fold order.
 """
@@ -47,9 +53,10 @@ import numpy as np
 from xbench.core.atomic_io import atomic_writer
 from xbench.scoring.metrics import CLIP_METRICS, get_metric, segment_f1
 from xbench.scoring.record import RecordFormatError, ResultRecord, is_result, read_json
-from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, weighted_average
+from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, seed_mean, weighted_average
 
-FORMAT = "xbench-predictions/1"
+FORMAT = "xbench-predictions/2"
+READS = ("xbench-predictions/1", FORMAT)
 
 
 class CompareError(ValueError):
@@ -77,12 +84,15 @@ def write_predictions(
     hop_ms: float,
     keys: Mapping[str, Sequence[str]],
     tests: Mapping[str, Mapping[str, tuple[Any, Any]]],
+    seeds: Mapping[str, Sequence[int]] | None = None,
 ) -> Path:
     """Save per-item predictions of one (encoder, task) for :func:`compare_runs`.
 
     ``keys``: {fold: test item keys}; ``tests``: {track: {fold: (scores or logits, ProbeData)}}, the
-    structures :class:`xbench.pipeline.run.TaskRunner` builds (``tests_mlp``, ``tests_knn``).
+    structures :class:`xbench.pipeline.run.TaskRunner` builds (``tests_mlp``, ``tests_knn``);
+    ``seeds``: {track: probe seeds} for tracks whose entries hold one output per seed instead.
     """
+    seeds = {track: [int(s) for s in ss] for track, ss in (seeds or {}).items() if track in tests}
     tests = {track: per_fold for track, per_fold in tests.items() if per_fold}
     if not tests:
         raise ValueError("write_predictions: no track has test predictions")
@@ -112,14 +122,15 @@ def write_predictions(
         if bounds is not None:
             arrays[f"bounds_{track}"] = np.asarray(bounds, dtype=np.float64)
             arrays[f"higher_{track}"] = np.array(bool(higher))
-        outputs = [per_fold[f][0] for f in folds]
-        if frame_level:
-            logits = np.concatenate([np.asarray(x, dtype=np.float64) for out in outputs for x in out])
-            arrays[f"{track}_frame_pred"] = np.round(1.0 / (1.0 + np.exp(-logits))).astype(np.uint8)
-        elif metric == "accuracy":
-            arrays[f"{track}_pred"] = np.concatenate([np.asarray(o).argmax(axis=-1) for o in outputs]).astype(np.int32)
+        if track in seeds:
+            arrays[f"seeds_{track}"] = np.asarray(seeds[track], dtype=np.int64)
+            per_seed = [
+                _prediction_arrays(track, metric, frame_level, [per_fold[f][0][s] for f in folds])
+                for s in range(len(seeds[track]))
+            ]
+            arrays.update({name: np.stack([p[name] for p in per_seed]) for name in per_seed[0]})
         else:
-            arrays[f"{track}_scores"] = np.concatenate([np.asarray(o, dtype=np.float32) for o in outputs])
+            arrays.update(_prediction_arrays(track, metric, frame_level, [per_fold[f][0] for f in folds]))
     n = len(arrays["keys"])
     if len(arrays.get("targets", arrays.get("frame_offsets", np.zeros(n + 1))[1:])) != n:
         raise ValueError(f"write_predictions: {n} keys but a different number of test items")
@@ -127,6 +138,16 @@ def write_predictions(
     with atomic_writer(path) as fh:
         np.savez_compressed(fh, **arrays)
     return path
+
+
+def _prediction_arrays(track: str, metric: str, frame_level: bool, outputs: list[Any]) -> dict[str, np.ndarray]:
+    """One probe's prediction array of a track from its per-fold outputs (see the module docstring)."""
+    if frame_level:
+        logits = np.concatenate([np.asarray(x, dtype=np.float64) for out in outputs for x in out])
+        return {f"{track}_frame_pred": np.round(1.0 / (1.0 + np.exp(-logits))).astype(np.uint8)}
+    if metric == "accuracy":
+        return {f"{track}_pred": np.concatenate([np.asarray(o).argmax(axis=-1) for o in outputs]).astype(np.int32)}
+    return {f"{track}_scores": np.concatenate([np.asarray(o, dtype=np.float32) for o in outputs])}
 
 
 @dataclass
@@ -141,9 +162,24 @@ class Predictions:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         fmt = str(arrays.get("format", ""))
-        if fmt != FORMAT:
+        if fmt not in READS:
             raise CompareError(f"{path}: not an {FORMAT} file (format {fmt!r})")
+        for track in (k[len("metric_") :] for k in list(arrays) if k.startswith("metric_")):
+            if f"seeds_{track}" not in arrays:  # one prediction per item: one seed
+                for name in (f"{track}_pred", f"{track}_scores", f"{track}_frame_pred"):
+                    if name in arrays:
+                        arrays[name] = arrays[name][None]
         return cls(Path(path), arrays)
+
+    def seeds(self, track: str) -> list[int] | None:
+        """The track's probe seeds, or None when the file records none (one prediction per item)."""
+        key = f"seeds_{track}"
+        return [int(s) for s in self.arrays[key]] if key in self.arrays else None
+
+    def n_seeds(self, track: str) -> int:
+        """How many probes (seeds) the track has predictions of."""
+        seeds = self.seeds(track)
+        return 1 if seeds is None else len(seeds)
 
     @property
     def tracks(self) -> list[str]:
@@ -167,11 +203,11 @@ class Predictions:
         folds = self.arrays["folds"]
         return {f: np.flatnonzero(folds == f) for f in dict.fromkeys(folds.tolist())}
 
-    def metric(self, track: str, rows: np.ndarray) -> float:
-        """The track's raw metric on ``rows`` (one fold's items, possibly repeated)."""
+    def metric(self, track: str, rows: np.ndarray, seed: int = 0) -> float:
+        """The track's raw metric on ``rows`` (one fold's items, possibly repeated) for the ``seed``-th probe."""
         a, name = self.arrays, self.metric_name(track)
         if f"{track}_frame_pred" in a:
-            off, pred, tar = a["frame_offsets"], a[f"{track}_frame_pred"], a["frame_targets"]
+            off, pred, tar = a["frame_offsets"], a[f"{track}_frame_pred"][seed], a["frame_targets"]
             logits = [np.where(pred[off[i] : off[i + 1]] > 0, 1.0, -1.0) for i in rows]
             targets = [tar[off[i] : off[i + 1]] for i in rows]
             average = "micro" if name.endswith("micro") else "macro"
@@ -179,11 +215,15 @@ class Predictions:
         if f"{track}_pred" in a:
             if len(rows) == 0:
                 raise ValueError("accuracy of an empty test set")
-            return float((a[f"{track}_pred"][rows] == a["targets"][rows]).mean())
+            return float((a[f"{track}_pred"][seed, rows] == a["targets"][rows]).mean())
         fn = CLIP_METRICS.get(name)
         if fn is None:
             raise CompareError(f"{self.path}: metric {name!r} cannot be recomputed from predictions")
-        return fn(a[f"{track}_scores"][rows], a["targets"][rows])
+        return fn(a[f"{track}_scores"][seed, rows], a["targets"][rows])
+
+    def seed_metric(self, track: str, rows: np.ndarray, seeds: np.ndarray) -> float:
+        """The mean of :meth:`metric` over drawn seed indices (repeats counted)."""
+        return seed_mean(lambda s: self.metric(track, rows, s), seeds)
 
     def normalisation(self, track: str) -> tuple[tuple[float, float], bool]:
         """(bounds, higher_is_better) the run scored the track with: as recorded, else the metric table's."""
@@ -261,8 +301,10 @@ def paired_difference(
 ) -> tuple[float, float, float, int, dict[int, float]]:
     """(B − A, interval low, high, items, {round: B − A}) of one track, resampling the same items for both.
 
-    Each round draws items within every fold (:func:`xbench.scoring.scores.bootstrap_interval`), scores both
-    encoders on the drawn items, and averages the fold scores as the run does.
+    Each round draws items within every fold (:func:`xbench.scoring.scores.bootstrap_interval`) and probe
+    seeds, scores both runs on the drawn items (each the mean over its drawn seeds), and averages the fold
+    scores as the run does. Runs with the same probe seeds get the same seed draw (paired by seed); runs
+    with different seed sets draw their seeds independently.
     """
     metric = a.metric_name(track)
     if b.metric_name(track) != metric:
@@ -278,25 +320,34 @@ def paired_difference(
     to_b = np.array([pos_b[item] for item in items_a], dtype=np.int64)
     rows_a = a.fold_rows()
     score = _score_fn(a, b, track)
+    paired = seeds_paired(a, b, track)
+    n_seeds: int | dict[str, int] = a.n_seeds(track) if paired else {"a": a.n_seeds(track), "b": b.n_seeds(track)}
 
-    def diff_on(draw: Mapping[str, np.ndarray]) -> float:
-        sa = np.mean([a.metric(track, rows_a[f][idx]) for f, idx in draw.items()])
-        sb = np.mean([b.metric(track, to_b[rows_a[f][idx]]) for f, idx in draw.items()])
+    def diff_on(draw: Mapping[str, np.ndarray], seeds: Any) -> float:
+        seeds_a, seeds_b = (seeds, seeds) if paired else (seeds["a"], seeds["b"])
+        sa = np.mean([a.seed_metric(track, rows_a[f][idx], seeds_a) for f, idx in draw.items()])
+        sb = np.mean([b.seed_metric(track, to_b[rows_a[f][idx]], seeds_b) for f, idx in draw.items()])
         return score(float(sb)) - score(float(sa))
 
-    point = diff_on({f: np.arange(len(r)) for f, r in rows_a.items()})
+    every = {"a": np.arange(a.n_seeds(track)), "b": np.arange(b.n_seeds(track))}
+    point = diff_on({f: np.arange(len(r)) for f, r in rows_a.items()}, every["a"] if paired else every)
     recorded: dict[int, float] = {}
     counter = iter(range(rounds))
 
-    def recording(draw: Mapping[str, np.ndarray]) -> float:
+    def recording(draw: Mapping[str, np.ndarray], seeds: Any) -> float:
         r = next(counter)
-        value = diff_on(draw)
+        value = diff_on(draw, seeds)
         recorded[r] = value
         return value
 
     sizes = {f: len(r) for f, r in rows_a.items()}
-    lo, hi = bootstrap_interval(recording, sizes, rounds=rounds, seed=seed, alpha=alpha)
+    lo, hi = bootstrap_interval(recording, sizes, rounds=rounds, seed=seed, alpha=alpha, n_seeds=n_seeds)
     return point, lo, hi, len(items_a), recorded
+
+
+def seeds_paired(a: Predictions, b: Predictions, track: str) -> bool:
+    """Whether two runs' track used the same probe seeds (files without seeds count as one unknown seed each)."""
+    return a.seeds(track) == b.seeds(track) and a.n_seeds(track) == b.n_seeds(track)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,7 +487,7 @@ def compare_runs(
             if preds is None or track not in preds[0].tracks or track not in preds[1].tracks:
                 diffs.append(_unpaired(ra, rb, track, "no predictions.npz: no paired interval"))
                 continue
-            d = _unpaired(ra, rb, track, "")
+            d = _unpaired(ra, rb, track, "" if seeds_paired(*preds, track) else "probe seeds differ: drawn per run")
             d.diff, d.ci_low, d.ci_high, d.items, d.rounds = paired_difference(
                 preds[0], preds[1], track, rounds=rounds, seed=_seed(ra, track), alpha=alpha
             )
@@ -481,5 +532,6 @@ __all__ = [
     "compare_runs",
     "paired_difference",
     "predictions_path",
+    "seeds_paired",
     "write_predictions",
 ]
