@@ -63,15 +63,16 @@ def _caption_words(captions: Iterable[str]) -> Counter[str]:
 
 
 def learn_wordpieces(counts: Counter[str], size: int) -> list[str]:
-    """A WordPiece vocabulary of at most ``size`` pieces learnt from word counts by frequency-ranked merges.
+    """A WordPiece vocabulary of ``size`` pieces (or the alphabet, if larger) learnt from word counts by merges.
 
-    Words start as characters (``##`` marks a piece that continues a word); the most frequent adjacent
-    pair is merged until the vocabulary has ``size`` pieces or nothing is left to merge; ties go to
-    the alphabetically first pair, so the result depends only on the counts (the ``tokenizers``
-    library's trainer breaks ties in hash order, which differs from run to run).
+    Every character seen is a piece on its own and as a continuation (``##`` marks a piece that
+    continues a word), so any word spelt with known characters can be tokenized; then the most
+    frequent adjacent pair is merged until the vocabulary has ``size`` pieces or nothing is left to
+    merge. Ties go to the alphabetically first pair, so the result depends only on the counts (the
+    ``tokenizers`` library's trainer breaks ties in hash order, which differs from run to run).
     """
     words = {w: [w[0], *(f"##{c}" for c in w[1:])] for w in counts if w}
-    vocab = {piece for pieces in words.values() for piece in pieces}
+    vocab = {piece for c in {c for w in words for c in w} for piece in (c, f"##{c}")}
     while len(vocab) < size:
         pairs: Counter[tuple[str, str]] = Counter()
         for word, pieces in words.items():
