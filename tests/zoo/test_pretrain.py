@@ -208,6 +208,13 @@ def test_pretrain_writes_checkpoints_logs_and_an_encoder_file_that_loads(tmp_pat
     assert "already holds a pretraining run; pass --resume" in capsys.readouterr().err
 
 
+def test_bf16_autocast_runs_on_cpu(tmp_path, shards):
+    assert _pretrain(tmp_path, shards, tmp_path / "bf16", "--precision", "bf16", "--steps", "3") == 0
+    assert _pretrain(tmp_path, shards, tmp_path / "fp32", "--steps", "3") == 0
+    bf16, fp32 = _losses(tmp_path / "bf16"), _losses(tmp_path / "fp32")
+    assert all(math.isfinite(x) for x in bf16) and bf16 != fp32 and np.allclose(bf16, fp32, atol=0.05)
+
+
 def _state_tensors(path: Path) -> dict[str, torch.Tensor]:
     state = torch.load(path, weights_only=True)["trainer"]
     flat = {f"model.{k}": v for k, v in state["model"].items()}

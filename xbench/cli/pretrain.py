@@ -38,7 +38,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--data", nargs="+", required=True, metavar="SHARDS", help="shards to stream (see below)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps per stage (default: the recipe's)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimiser steps of each encoder stage (default: the recipe's; BEATs tokenizers keep tokenizer.steps)",
+    )
     p.add_argument(
         "--resume",
         nargs="?",
