@@ -2,7 +2,10 @@
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -343,3 +346,17 @@ def test_captionstew_recipe_trains_its_tokenizer_and_writes_an_auden_directory(t
     x = _tones(1)
     with torch.no_grad():
         assert not torch.equal(encoder(x), untrained(x))
+
+
+@pytest.mark.parametrize("recipe", [MICRO_BEATS, MICRO_CAPTIONSTEW], ids=["beats", "captionstew"])
+def test_every_family_trains_under_torchrun(tmp_path, shards, recipe):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps({**recipe, "steps": 2}))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "xbench"]
+    command += ["pretrain", str(path), "--out", str(tmp_path / "out"), "--data"]
+    command += [f"notes={shards}/notes/train-*.tar", f"speech={shards}/speech/train-*.tar"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == str(tmp_path / "out" / "encoder.py")  # one line, from rank 0
+    assert load_encoder(tmp_path / "out" / "encoder.py").output_dim in (32, 48)

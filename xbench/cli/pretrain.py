@@ -67,6 +67,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from xbench.data.decode import AudioDecodeError
     from xbench.data.shards import ShardError
     from xbench.encoders.pretraining.checkpoint import CheckpointError
+    from xbench.encoders.pretraining.distributed import environment_world
     from xbench.encoders.pretraining.recipe import RecipeError
     from xbench.encoders.pretraining.run import PretrainOptions, RunError, pretrain
     from xbench.encoders.pretraining.stream import DataSpecError
@@ -92,5 +93,6 @@ def _pretrain(args: argparse.Namespace) -> int:
     )
     with user_errors(RecipeError, DataSpecError, CheckpointError, RunError, ShardError, AudioDecodeError):
         out = pretrain(options)
-    print(out / "encoder.py")
+    if environment_world()[0] == 0:  # under torchrun, one line from rank 0
+        print(out / "encoder.py")
     return 0

@@ -30,7 +30,7 @@ from transformers import BertConfig, BertTokenizer
 
 from xbench.encoders import training
 from xbench.encoders.captionstew.pretrain.clap import ClapConfig, ClapModel
-from xbench.encoders.captionstew.zipformer import ZipformerConfig, make_pad_mask
+from xbench.encoders.captionstew.zipformer import ZipformerConfig, ZipformerLayer, make_pad_mask
 
 _MODE_SALT = 0xCA9
 
@@ -130,6 +130,9 @@ class AudioLanguageModel(ClapModel):
         self.contrastive_weight, self.caption_weight = contrastive_weight, caption_weight
         self.enc_dec_proj = nn.Linear(self.audio_encoder.output_dim, self.caption_config.decoder_dim)
         self.text_decoder = TextDecoder(len(tokenizer.get_vocab()), self.caption_config)
+        for module in self.audio_encoder.modules():  # kept for checkpoint keys only: no gradient ever reaches it
+            if isinstance(module, ZipformerLayer):
+                module.bypass_scale.requires_grad_(False)
 
     def caption_loss(
         self,
