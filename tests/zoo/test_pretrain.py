@@ -17,6 +17,7 @@ from torch import nn
 from xbench.cli import main
 from xbench.data.writer import write_audio_shards
 from xbench.encoder.contract import load_encoder
+from xbench.encoders.pretraining.recipe import RecipeError, builtin_recipes, load_recipe
 from xbench.encoders.pretraining.stream import AudioStream, DataSpecError, parse_sources
 from xbench.encoders.training import RowRandom, Trainer, TrainSettings, lr_factor, mix_seed, uniform
 
@@ -107,6 +108,34 @@ def test_row_randomness_depends_on_the_row_only():
     together = uniform((3, 5), RowRandom([7, 8, 9]))
     assert torch.equal(together[1:], uniform((2, 5), RowRandom([8, 9])))
     assert not torch.equal(together, uniform((3, 5), RowRandom([7, 8, 9]).child(1)))
+
+
+# --- recipes ------------------------------------------------------------------------------------------------
+
+
+def test_builtin_recipes_resolve_and_config_overrides_are_checked(tmp_path):
+    stages = {name: [s.name for s in load_recipe(name).stages()] for name in builtin_recipes()}
+    assert stages == {
+        "beats-tiny": ["iter1", "iter2-tokenizer", "iter2"],
+        "captionstew-m": ["alp"],
+        "captionstew-tiny": ["alp"],
+        "dasheng-base": ["mae"],
+        "dasheng-tiny": ["mae"],
+        "openbeats-base": ["iter1", "iter2-tokenizer", "iter2", "iter3-tokenizer", "iter3"],
+    }
+    override = tmp_path / "override.yaml"
+    override.write_text("train:\n  lr: 0.01\ndata:\n  batch_size: 2\n")
+    recipe = load_recipe("dasheng-tiny", override, {"steps": 7})
+    assert (recipe.train.lr, recipe.train.warmup_steps, recipe.data.batch_size, recipe.steps) == (0.01, 100, 2, 7)
+    override.write_text("train:\n  learning_rate: 0.01\n")
+    with pytest.raises(RecipeError, match="unknown field 'learning_rate'"):
+        load_recipe("dasheng-tiny", override)
+    with pytest.raises(RecipeError, match="unknown section 'modle'"):
+        load_recipe("dasheng-tiny", None, {"modle": {}})
+    with pytest.raises(RecipeError, match="unknown recipe 'dasheng-huge'"):
+        load_recipe("dasheng-huge")
+    with pytest.raises(RecipeError, match="position table"):
+        load_recipe("dasheng-tiny", None, {"data": {"crop_seconds": 5.0}}).stages()
 
 
 # --- the loop -----------------------------------------------------------------------------------------------
