@@ -15,7 +15,7 @@ from xbench.cli.common import (
     tracks_arg,
     user_errors,
 )
-from xbench.core.enums import CacheDtype, Overwrite, Protocol, Track, choices
+from xbench.core.enums import CacheDtype, Overwrite, Precision, Protocol, Stage, Track, choices
 from xbench.suites.offline import SUITES
 
 
@@ -67,6 +67,35 @@ def register(subparsers: Any) -> None:
         help="xbench protocol: the MLP score is the mean over N probe seeds, trained together (default 5); "
         "--protocol xares trains one probe",
     )
+    scale = run.add_argument_group("scale (see README: Scale)")
+    scale.add_argument(
+        "--stage",
+        choices=choices(Stage),
+        default=Stage.ALL.value,
+        help="embed: only embed into the cache (needs the encoder); score: only score from the cache; all (default)",
+    )
+    scale.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes decoding audio for each embedding process (0: in it; default: from the CPU count)",
+    )
+    scale.add_argument(
+        "--max-padding",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="xbench protocol: batch clips of similar length with at most this share of zero padding (frames "
+        "from padding trimmed); default 0 on the CPU (equal lengths only), 0.2 on a GPU",
+    )
+    scale.add_argument(
+        "--precision",
+        choices=choices(Precision),
+        default=Precision.FP32.value,
+        help="encoder forward pass: fp32, or bf16/fp16 under autocast (embeddings stored as float32 or --cache-dtype)",
+    )
+    scale.add_argument("--tf32", action="store_true", help="CUDA: allow TF32 matrix products (off by default)")
     run.add_argument(
         "--text-tokenizer", default=None, help="contrastive tasks: bert-base-uncased vocab.txt, folder or hub id"
     )
@@ -91,12 +120,16 @@ def _tasks(args: argparse.Namespace) -> list[Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from xbench.data.download import DataVerificationError
     from xbench.data.shards import ShardError
     from xbench.encoder.contract import EncoderError
+    from xbench.pipeline.launch import Ranks
     from xbench.pipeline.run import RunOptions, evaluate, summary_table
 
     with user_errors(ValueError):
+        harness = replace(harness_options(args), precision=args.precision, tf32=args.tf32)
         opts = RunOptions(
             tracks=args.track,
             protocol=args.protocol,
@@ -109,15 +142,24 @@ def _run(args: argparse.Namespace) -> int:
             cache_dtype=args.cache_dtype,
             bootstrap_rounds=args.bootstrap,
             probe_seeds=args.probe_seeds,
-            harness=harness_options(args),
+            harness=harness,
             text_tokenizer=args.text_tokenizer,
             asr_decoder=args.asr_decoder,
             verify_data=args.verify_data,
+            stage=args.stage,
+            workers=args.workers,
+            max_padding=args.max_padding,
         )
+        ranks = Ranks.from_env()
     tasks = _tasks(args)
     data_errors = (ShardError, DataVerificationError, IsADirectoryError)
     with user_errors(EncoderError, FileNotFoundError, FileExistsError, NotImplementedError, *data_errors):
         frame = evaluate(args.encoder, tasks, opts)
+    if not ranks.leader:
+        return 0  # rank 0 of the torchrun prints and plots
+    if opts.stage == "embed":
+        print(f"embedded: {len(tasks)} task(s) in {opts.cache_root or '$XBENCH_CACHE'}; score with --stage score")
+        return 0
     print(summary_table(frame))
     if not frame.empty:
         from xbench.report.plots import write_plots

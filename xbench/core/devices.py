@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["check_device"]
+from typing import Any
+
+__all__ = ["check_device", "describe_device", "peak_memory"]
 
 
 def check_device(name: str) -> str:
@@ -32,3 +34,35 @@ def check_device(name: str) -> str:
     if device.index is not None and count is not None and device.index >= count():
         raise ValueError(f"device {name!r} is not available: {count()} {device.type} device(s) found")
     return name
+
+
+def describe_device(name: str) -> dict[str, Any]:
+    """What computed on ``name``, for cache keys and results: the device type, and on CUDA the GPU's name and
+    the CUDA and cuDNN versions (the index is left out: two GPUs of one model compute alike)."""
+    import torch
+
+    device = torch.device(name)
+    if device.type != "cuda":
+        return {"type": device.type}
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return {
+        "type": "cuda",
+        "gpu": torch.cuda.get_device_name(index),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+    }
+
+
+def peak_memory(name: str) -> dict[str, Any]:
+    """Peak memory of this process so far: host resident set (MiB), and on CUDA the allocator's peak (MiB)."""
+    import resource
+    import sys
+
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    peak = {"host_rss_mib": round(rss / (2**20 if sys.platform == "darwin" else 2**10), 1)}
+    device = torch.device(name)
+    if device.type == "cuda" and torch.cuda.is_available():
+        peak["device_allocated_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return peak

@@ -15,8 +15,10 @@ __all__ = [
     "CacheDtype",
     "Choice",
     "Overwrite",
+    "Precision",
     "Protocol",
     "PublishedTable",
+    "Stage",
     "Track",
     "choice",
     "choices",
@@ -62,6 +64,23 @@ class CacheDtype(Choice):
 
     FLOAT16 = "float16"
     FLOAT32 = "float32"
+
+
+class Stage(Choice):
+    """What a run does: ``embed`` the audio into the cache (needs the encoder), ``score`` from the cache alone,
+    or ``all`` (both)."""
+
+    ALL = "all"
+    EMBED = "embed"
+    SCORE = "score"
+
+
+class Precision(Choice):
+    """The encoder forward pass: ``fp32`` as built, or under ``torch.autocast`` in ``bf16`` or ``fp16``."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
 
 
 class PublishedTable(Choice):

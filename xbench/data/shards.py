@@ -17,6 +17,7 @@ Member names are never trusted: an absolute name, a ``..`` component, a link or 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+Selector = Callable[[int], bool] | None  # which sample positions to decode (None: all)
 
 # WebDataset's key/extension split (``webdataset.tariterators.base_plus_ext``) and metadata filter.
 _KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
@@ -274,8 +276,12 @@ def load_sample(sample: ShardSample) -> tuple[torch.Tensor, int, Any]:
     return waveform, sr, meta
 
 
-def _clips_of_shard(shard: str, target_sr: int, crop_size: int | None, mono: bool) -> Iterator[Clip]:
+def _clips_of_shard(
+    shard: str, target_sr: int, crop_size: int | None, mono: bool, positions: Iterator[int], select: Selector
+) -> Iterator[Clip]:
     for sample in iter_samples(shard):
+        if select is not None and not select(next(positions)):
+            continue
         waveform, sr, meta = load_sample(sample)
         key = sample.key
         waveform = resample(waveform, sr, target_sr)
@@ -294,6 +300,7 @@ def iter_clips(
     target_sr: int,
     crop_length: float | None = None,
     mono: bool = True,
+    select: Selector = None,
 ) -> Iterator[Clip]:
     """Clips of X-ARES audio shards, read in sorted shard order then tar order.
 
@@ -301,13 +308,15 @@ def iter_clips(
     ``target_sr`` and, when ``mono``, averaged over channels. With ``crop_length`` (seconds) each clip
     is cut into sequential non-overlapping crops of ``crop_length * target_sr`` samples, the tail
     dropped, and a clip shorter than one crop is zero-padded to one crop. Raises
-    :class:`ShardError`/:class:`AudioDecodeError` naming shard and key for a bad sample.
+    :class:`ShardError`/:class:`AudioDecodeError` naming shard and key for a bad sample. With ``select``, only
+    the samples whose position (counted over all the shards, from 0) it accepts are decoded.
     """
     if int(target_sr) != target_sr or target_sr <= 0:
         raise ValueError(f"target_sr must be a positive integer, got {target_sr}")
     crop_size = None if crop_length is None else _crop_size(crop_length, int(target_sr))
+    positions = itertools.count()
     for shard in sorted_shards(shards):
-        yield from _clips_of_shard(shard, int(target_sr), crop_size, mono)
+        yield from _clips_of_shard(shard, int(target_sr), crop_size, mono, positions, select)
 
 
 class ClipDataset(torch.utils.data.IterableDataset):

@@ -31,13 +31,16 @@ import math
 import numbers
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from xbench.core.devices import describe_device
+from xbench.core.enums import Precision, choice
 
 ENTRY_POINT_GROUP = "xbench.encoders"
 REQUIRED_ATTRIBUTES = ("sampling_rate", "output_dim", "hop_size_in_ms")
@@ -237,20 +240,37 @@ class HarnessOptions:
         concatenated; ``None`` never chunks.
     min_chunk_seconds: a last chunk shorter than this is zero-padded to this length and the frames
         computed from the padding are trimmed.
+    precision: ``fp32`` (as built), or ``bf16``/``fp16``: the forward pass under ``torch.autocast``
+        (the output is still converted to float32).
+    tf32: on CUDA, allow TF32 matrix products and convolutions (off by default, so GPU and CPU agree closely).
     """
 
     enabled: bool = True
     device: str = "cpu"
     chunk_seconds: float | None = 10.0
     min_chunk_seconds: float = 1.0
+    precision: str = "fp32"
+    tf32: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", choice(Precision, self.precision, "precision"))
 
     def describe(self) -> dict[str, Any]:
-        """The options as a plain dict (for cache keys and result files)."""
-        return {
+        """The options as a plain dict (for cache keys and result files). Off the CPU the device's
+        description (:func:`xbench.core.devices.describe_device`) and the TF32 setting are added, and the
+        precision unless fp32, so embeddings made on a GPU or in reduced precision never share a key with
+        CPU fp32 ones (whose keys stay as they were)."""
+        described: dict[str, Any] = {
             "enabled": self.enabled,
             "chunk_seconds": self.chunk_seconds,
             "min_chunk_seconds": self.min_chunk_seconds,
         }
+        if self.precision != "fp32":
+            described["precision"] = self.precision
+        device = describe_device(self.device)
+        if device["type"] != "cpu":
+            described["compute"] = {**device, "tf32": self.tf32}
+        return described
 
     def for_protocol(self, protocol: str) -> HarnessOptions:
         """The options of a run under ``protocol``: ``xares`` passes whole clips (no chunking), as X-ARES's
@@ -312,6 +332,15 @@ def check_output(output: Any, batch: int, output_dim: Any, who: str) -> torch.Te
     return output
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def real_frames(frames: int, real: int, padded: int) -> int:
+    """How many of the ``frames`` an encoder returned for ``padded`` input samples come from the first ``real``
+    samples (the rest were computed from zero padding): ``ceil(frames * real / padded)``, at least one."""
+    return max(1, math.ceil(frames * real / padded))
+
+
 class HarnessedEncoder:
     """Calls an encoder the way the harness does; ``__call__([B, W]) -> float32 [B, T, D]`` on the CPU.
 
@@ -322,6 +351,10 @@ class HarnessedEncoder:
     def __init__(self, encoder: torch.nn.Module, options: HarnessOptions | None = None) -> None:
         self.options = options or HarnessOptions()
         validate_attributes(encoder)
+        self.device_type = torch.device(self.options.device).type
+        if self.device_type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = self.options.tf32
+            torch.backends.cudnn.allow_tf32 = self.options.tf32
         self.encoder = encoder.to(self.options.device)
         if self.options.enabled:
             self.encoder.eval()
@@ -331,7 +364,12 @@ class HarnessedEncoder:
         self.hop_size_in_ms = float(encoder.hop_size_in_ms)
 
     def _forward(self, wave: torch.Tensor) -> torch.Tensor:
-        output = self.encoder(wave.to(self.options.device))
+        precision = self.options.precision
+        autocast = (
+            torch.autocast(self.device_type, dtype=AUTOCAST_DTYPES[precision]) if precision != "fp32" else nullcontext()
+        )
+        with autocast:
+            output = self.encoder(wave.to(self.options.device))
         return check_output(output, wave.shape[0], self.output_dim, self.name)
 
     def _chunked(self, wave: torch.Tensor) -> torch.Tensor:
@@ -348,8 +386,7 @@ class HarnessedEncoder:
             if real < min_len:
                 part = torch.nn.functional.pad(part, (0, min_len - real))
                 frames = self._forward(part)
-                keep = max(1, math.ceil(frames.shape[1] * real / min_len))
-                frames = frames[:, :keep]
+                frames = frames[:, : real_frames(frames.shape[1], real, min_len)]
             else:
                 frames = self._forward(part)
             pieces.append(frames)

@@ -9,10 +9,13 @@ skip finished work (resume) and repair results a killed run left incomplete.
 Several runs may share one cache and one output folder, on one host or on several: embed units are
 claimed (:mod:`xbench.embed.claims`), so no unit is embedded twice, and each result is scored and
 written under a claim of its own, so a run finding a result another run just committed reuses it.
+``stage="embed"`` stops after stage 1 and ``stage="score"`` does stage 2 alone (every unit must be in the
+cache). Under ``torchrun`` every rank embeds and rank 0 scores (:mod:`xbench.pipeline.launch`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -28,23 +31,18 @@ import torch
 from xbench._version import __version__
 from xbench.core.atomic_io import atomic_write_bytes, atomic_write_json, clean_orphans, commit_group, group_committed
 from xbench.core.claims import ClaimSettings, hold
-from xbench.core.devices import check_device
-from xbench.core.enums import CacheDtype, Overwrite, Protocol, choice, choices, parse_tracks
+from xbench.core.devices import check_device, describe_device, peak_memory
+from xbench.core.enums import CacheDtype, Overwrite, Protocol, Stage, choice, choices, parse_tracks
 from xbench.core.paths import cache_root as default_cache_root
 from xbench.core.paths import task_audio_dir
 from xbench.data.labels import check_labels
-from xbench.embed.cache import EmbeddedUnit, concat_units, read_unit
+from xbench.embed.cache import EmbeddedUnit, concat_units, marker_path, read_unit
 from xbench.embed.claims import take_units
-from xbench.embed.encode import EmbedUnit, embed_unit, plan_units, split_names
-from xbench.encoder.contract import (
-    HarnessedEncoder,
-    HarnessOptions,
-    apply_protocol,
-    load_encoder,
-    protocol_identity,
-    validate_attributes,
-)
-from xbench.encoder.identity import encoder_fingerprint, encoder_identity, encoder_slug
+from xbench.embed.encode import EmbedSettings, EmbedUnit, embed_unit, plan_units, split_names
+from xbench.embed.loader import default_workers
+from xbench.encoder.contract import HarnessOptions
+from xbench.pipeline.handle import EncoderHandle, open_encoder
+from xbench.pipeline.launch import Ranks, process_group, rank_device
 from xbench.pipeline.scorers import ScoreInput, get_scorer, scorer_settings, split_roles
 from xbench.scoring.record import ResultRecord, TrackScore
 from xbench.scoring.scores import aggregate
@@ -52,7 +50,12 @@ from xbench.scoring.table import scored_tasks, table
 from xbench.taskspec.config import TaskConfig
 
 OVERWRITE = choices(Overwrite)
+GPU_MAX_PADDING = 0.2  # length buckets' padding share when --max-padding is not given and the encoder is off the CPU
 log = logging.getLogger(__name__)
+
+
+class MissingEmbeddingsError(FileNotFoundError):
+    """``stage="score"`` found embed units not in the cache."""
 
 
 @dataclass
@@ -81,6 +84,11 @@ class RunOptions:
     asr_valid_utterances: int | None = 200  # greedy model selection on this many validation utterances
     verify_data: bool = False  # recheck every data file against its download marker's checksums first
     claims: ClaimSettings = field(default_factory=ClaimSettings)  # embed-unit and result claims (shared caches)
+    stage: str = "all"  # embed (needs the encoder), score (from the cache alone) or all
+    workers: int | None = None  # decoding processes per embedding process; None: from the CPU count
+    # xbench protocol: padding share of a length bucket; None: 0 (equal lengths only) on the CPU, else GPU_MAX_PADDING
+    max_padding: float | None = None
+    identity_cache: bool = True  # know a named encoder's identity from the files its building read, unbuilt
 
     def __post_init__(self) -> None:
         # one spelling per choice (xbench.core.enums); ValueError names the option and its choices
@@ -94,6 +102,15 @@ class RunOptions:
         self.probe_seeds = _probe_seeds_option(self.probe_seeds, self.protocol)
         for device in dict.fromkeys((self.device, self.harness.device)):
             check_device(device)
+        self.stage = choice(Stage, self.stage, "stage")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)):
+            raise ValueError(f"workers must be a whole number, got {self.workers!r}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be 0 (decode in the embedding process) or more, got {self.workers}")
+        if self.max_padding is None:
+            self.max_padding = 0.0 if self.harness.device == "cpu" else GPU_MAX_PADDING
+        if not 0.0 <= self.max_padding < 1.0:
+            raise ValueError(f"max padding is a share of a batch's samples in [0, 1), got {self.max_padding!r}")
 
 
 def _probe_seeds_option(value: Any, protocol: str) -> int | tuple[int, ...] | None:
@@ -113,24 +130,6 @@ def _probe_seeds_option(value: Any, protocol: str) -> int | tuple[int, ...] | No
     return value
 
 
-class _LazyEncoder:
-    """Builds the harnessed encoder on first use, so a fully cached run never loads the model."""
-
-    def __init__(self, spec: Any, harness: HarnessOptions) -> None:
-        self.spec, self.harness, self._enc = spec, harness, None
-
-    def get(self) -> HarnessedEncoder:
-        if self._enc is None:
-            if self.spec is None:
-                raise RuntimeError("the encoder was released after the embed stage")
-            self._enc = HarnessedEncoder(load_encoder(self.spec), self.harness)
-        return self._enc
-
-    def release(self) -> None:
-        """Drop the encoder (stage 2 trains from the cache alone)."""
-        self.spec, self._enc = None, None
-
-
 def _bar(total: int, desc: str, show: bool) -> Any:
     from tqdm.auto import tqdm
 
@@ -140,11 +139,12 @@ def _bar(total: int, desc: str, show: bool) -> Any:
 class TaskRunner:
     """Scores one task for one encoder; see :func:`evaluate`."""
 
-    def __init__(self, task: TaskConfig, encoder: _LazyEncoder, identity: dict, slug: str, opts: RunOptions) -> None:
-        self.task, self.encoder, self.identity, self.slug, self.opts = task, encoder, identity, slug, opts
-        self.hop = float(identity["hop_size_in_ms"])
+    def __init__(self, task: TaskConfig, encoder: EncoderHandle, opts: RunOptions) -> None:
+        self.task, self.encoder, self.opts = task, encoder, opts
+        self.identity, self.slug = encoder.identity, encoder.slug
+        self.hop = float(self.identity["hop_size_in_ms"])
         root = default_cache_root(opts.cache_root)
-        self.unit_root = root / "embeddings" / slug / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
+        self.unit_root = root / "embeddings" / self.slug / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
         self.unit_root = self.unit_root / opts.protocol
         self.predictions: tuple[Any, ...] | None = None  # for `xbench compare`
 
@@ -152,8 +152,9 @@ class TaskRunner:
         """The task's embed units, once every split's labels pass (read from the shards' json members alone,
         before any audio is encoded: :class:`xbench.data.labels.ClipLabelError` names task, split, shard, key)."""
         audio_dir = task_audio_dir(self.task, self.opts.data_root)
+        opts = self.opts
         units = plan_units(
-            self.task, audio_dir, self.unit_root, self.identity, self.opts.protocol, self.opts.cache_dtype
+            self.task, audio_dir, self.unit_root, self.identity, opts.protocol, opts.cache_dtype, opts.max_padding
         )
         for unit in units:
             check_labels(self.task, unit.split, unit.shards)
@@ -167,12 +168,20 @@ class TaskRunner:
         start = time.perf_counter()
         if not todo:
             return 0.0
-        bs = self.opts.batch_size or self.task.batch_size_encode
+        opts = self.opts
+        workers = default_workers(Ranks.from_env().local_world_size) if opts.workers is None else opts.workers
+        settings = EmbedSettings(
+            batch_size=opts.batch_size or self.task.batch_size_encode,
+            protocol=opts.protocol,
+            cache_dtype=opts.cache_dtype,
+            crop_length=self.task.crop_length,
+            workers=workers,
+            max_padding=opts.max_padding,
+        )
         done = (lambda unit: False) if always else EmbedUnit.done
-        with _bar(0, f"embed {self.task.name}", self.opts.show_progress) as bar:  # closed (line cleared) on errors too
-            for unit in take_units(todo, done, self.opts.claims):
-                enc = self.encoder.get()
-                embed_unit(enc, unit, self.task.crop_length, bs, self.opts.protocol, self.opts.cache_dtype, bar)
+        with _bar(0, f"embed {self.task.name}", opts.show_progress) as bar:  # closed (line cleared) on errors too
+            for unit in take_units(todo, done, opts.claims):
+                embed_unit(self.encoder.get(), unit, settings, bar)
         return time.perf_counter() - start
 
     def load(self, units: list[EmbedUnit]) -> dict[str, EmbeddedUnit]:
@@ -199,6 +208,18 @@ class TaskRunner:
         scored = get_scorer(self.task).score(ScoreInput(self.task, splits, self.opts, self.hop))
         self.predictions = scored.predictions
         return self._record(units, splits, scored.tracks, embed_s, t1 - t0, time.perf_counter() - t1)
+
+    def compute(self) -> dict[str, Any]:
+        """Where and how this process computed: the encoder's device (GPU name, CUDA and cuDNN versions), its
+        precision and TF32 setting, the probes' device, and the peak host and device memory so far."""
+        harness = self.opts.harness
+        return {
+            "encoder_device": describe_device(harness.device),
+            "precision": harness.precision,
+            "tf32": harness.tf32,
+            "probe_device": self.opts.device,
+            "peak_memory": peak_memory(harness.device),
+        }
 
     def _record(
         self,
@@ -234,6 +255,8 @@ class TaskRunner:
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "host": platform.node(),
                 "torch": torch.__version__,
+                "compute": self.compute(),
+                "embed": embed_summary(units),
             },
         )
 
@@ -335,17 +358,22 @@ def evaluate(
     tasks = [_as_task(t) for t in tasks]
     if opts.overwrite not in OVERWRITE:
         raise ValueError(f"overwrite must be one of {OVERWRITE}, got {opts.overwrite!r}")
-    instance = load_encoder(encoder)
-    validate_attributes(instance)
-    behaviour = apply_protocol(instance, opts.protocol)  # the encoder's own protocol hook, if it has one
-    identity = encoder_identity(instance, protocol_identity(opts.harness, behaviour))
-    slug = encoder_slug(instance, encoder_fingerprint(identity))
-    lazy = _LazyEncoder(instance, opts.harness)
-    del instance  # from here on only `lazy` holds the encoder, and it lets go after stage 1
+    ranks = Ranks.from_env()
+    device = rank_device(opts.harness.device, ranks)
+    if device != opts.harness.device:  # torchrun: each rank on its own GPU
+        opts = replace(opts, harness=replace(opts.harness, device=device), device=rank_device(opts.device, ranks))
+    with process_group(device, ranks) as group:
+        return _evaluate(encoder, tasks, opts, group)
+
+
+def _evaluate(encoder: Any, tasks: list[TaskConfig], opts: RunOptions, group: Any) -> Any:
+    """:func:`evaluate` inside the run's process group: the stages, rank 0 alone scoring."""
+    cache = default_cache_root(opts.cache_root) if opts.identity_cache else None
+    handle = open_encoder(encoder, opts.harness, opts.protocol, cache)
+    slug = handle.slug
     out_dir = Path(opts.output_dir) if opts.output_dir else None
 
     saved: dict[str, ResultRecord] = {}
-    pending: list[tuple[TaskRunner, list[EmbedUnit], float]] = []
     runners = []
     for task in tasks:
         path = result_path(out_dir, slug, task, opts.protocol) if out_dir else None
@@ -353,16 +381,20 @@ def evaluate(
         if old is not None:
             saved[task.name] = old
             continue
-        runner = TaskRunner(task, lazy, identity, slug, opts)
+        runner = TaskRunner(task, handle, opts)
         runner.check_supported()
         runners.append(runner)
-    if opts.verify_data:
+    if opts.verify_data and group.ranks.leader:
         verify_data([r.task for r in runners], opts.data_root)
     # stage 1: plan every task (checking all labels), embed every missing unit of every task, release the encoder
     planned = [(runner, runner.units()) for runner in runners]
+    pending: list[tuple[TaskRunner, list[EmbedUnit], float]] = []
     for runner, units in planned:
-        pending.append((runner, units, runner.embed(units)))
-    lazy.release()
+        pending.append((runner, units, runner.embed(units) if opts.stage != "score" else 0.0))
+    handle.release()
+    group.barrier()  # every unit is committed (each rank waited for the others' claims); rank 0 scores
+    if opts.stage == "embed" or not group.ranks.leader:
+        return table([])
     # stage 2: score from the cache alone; with an output folder, under the result's claim
     if out_dir is not None:
         clean_orphans(out_dir / slug / opts.protocol)
@@ -373,6 +405,12 @@ def evaluate(
         with claim:
             result = saved_result(path, runner.task, settings, opts, warn=False)  # another run's, committed meanwhile
             if result is None:
+                missing = [u for u in units if not u.done()]
+                if missing:
+                    raise MissingEmbeddingsError(
+                        f"task {runner.task.name}: {len(missing)} of {len(units)} embed units are not in the cache "
+                        f"(first: {missing[0].path}); run the embed stage first (--stage embed or all)"
+                    )
                 result = runner.score(units, embed_s)
                 result.run_settings = settings
                 if path is not None:
@@ -384,6 +422,30 @@ def evaluate(
     if out_dir is not None:
         write_summary(out_dir / slug / opts.protocol, frame, records)
     return frame
+
+
+def embed_summary(units: Sequence[EmbedUnit]) -> dict[str, Any]:
+    """What embedding a task's units took, from their done-markers: encoder calls, clips per call, padding
+    share, and the smallest batch size an out-of-memory error forced (``null``: none)."""
+    calls = clips = padded = real = 0
+    oom: list[int] = []
+    for unit in units:
+        try:
+            stats = json.loads(marker_path(unit.path).read_text()).get("embed_stats") or {}
+        except (OSError, ValueError):
+            stats = {}
+        calls += int(stats.get("forward_calls", 0))
+        clips += int(stats.get("clips", 0))
+        padded += int(stats.get("padded_samples", 0))
+        real += int(stats.get("real_samples", 0))
+        if stats.get("oom_batch_size") is not None:
+            oom.append(int(stats["oom_batch_size"]))
+    return {
+        "forward_calls": calls,
+        "clips_per_call": round(clips / calls, 3) if calls else None,
+        "padding_share": round(1 - real / padded, 4) if padded else None,
+        "oom_batch_size": min(oom) if oom else None,
+    }
 
 
 def verify_data(tasks: Sequence[TaskConfig], data_root: str | None) -> None:
