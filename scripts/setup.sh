@@ -17,9 +17,10 @@ if [ "$(cat "$VENV/.xbench-key" 2>/dev/null)" != "$KEY" ]; then
   # Test oracles, never imported by xbench itself: X-ARES 0.1.3 with what its modules import
   # (its checker, kNN and pipeline) and torchaudio 2.11's pure-Python functions (its CUDA .so
   # files cannot load beside CPU torch, so they are removed); dasheng 0.0.9 and openbeats 0.1.1
-  # (with einops) are the reference models the Dasheng and BEATs equality tests compare with.
+  # (with einops) are the reference models the Dasheng and BEATs equality tests compare with; submitit
+  # (the slurm extra) runs the launcher test's local jobs.
   "$VENV/bin/pip" install -q --no-deps xares==0.1.3 loguru==0.7.3 pytorch-ignite==0.5.5 jiwer==4.0.0 \
-    rapidfuzz==3.14.6 torchaudio==2.11.0 dasheng==0.0.9 einops==0.8.2 openbeats==0.1.1 2>&1 | quiet
+    rapidfuzz==3.14.6 torchaudio==2.11.0 dasheng==0.0.9 einops==0.8.2 openbeats==0.1.1 submitit==1.5.4 2>&1 | quiet
   TA_DIR="$("$VENV/bin/python" -c 'import importlib.util,os;print(os.path.dirname(importlib.util.find_spec("torchaudio").origin))')"
   rm -f "$TA_DIR"/lib/*.so
   # --- offline suite and offline zoo (xbench suite build offline; resemblyzer, openwakeword, crepe-tiny) ---

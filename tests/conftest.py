@@ -31,6 +31,7 @@ ORACLES = {
     "openbeats": "pip openbeats",
     "jiwer": "pip jiwer",
     "webdataset": "pip webdataset",
+    "submitit": "pip install 'xbench[slurm]'",  # the launcher's local jobs (the slurm extra)
 }
 # Optional zoo cards (the zoo-offline extra) -> the package each needs: not oracles, so their tests skip
 # when the package is absent, on CI too.

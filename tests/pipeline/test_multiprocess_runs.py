@@ -1,6 +1,7 @@
 """One run as several processes gives the results of one process, byte for byte: `--stage embed` then
-`--stage score`, and two `torchrun` ranks (gloo on the CPU) that split the embedding by claims and whose
-rank 0 scores. Killing a rank mid-run and rerunning completes with the same results.
+`--stage score`; two `torchrun` ranks (gloo on the CPU) that split the embedding by claims and whose
+rank 0 scores; two embed jobs and a score job through submitit's local executor (`--launcher local`).
+Killing a rank mid-run and rerunning completes with the same results.
 
 "Byte-identical" is checked on everything a result holds except where and when it was made: the result
 JSON without its timings, date, host, cache folder and compute record, every predictions array, and every
@@ -18,13 +19,14 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from xbench.pipeline.launch import Ranks, rank_device
 
-from conftest import FIXTURES, clip_task, tone_items
+from conftest import FIXTURES, clip_task, require_oracle, tone_items
 
 FREQS = {"a": 300.0, "b": 2000.0}
 ENCODER = f"{FIXTURES / 'recording_encoder.py'}:RecordingSlowEncoder"
@@ -64,12 +66,12 @@ def _env(root: Path, name: str, parties: int = 1) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _xbench(root: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
+def _xbench(root: Path, name: str, *extra: str, parties: int = 1) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "xbench", *_argv(root, name, *extra)]
-    return subprocess.run(argv, env=_env(root, name), capture_output=True, text=True, timeout=300)
+    return subprocess.run(argv, env=_env(root, name, parties), capture_output=True, text=True, timeout=300)
 
 
-def _torchrun(root: Path, name: str, *extra: str, popen: bool = False) -> subprocess.CompletedProcess | subprocess.Popen:
+def _torchrun(root: Path, name: str, *extra: str, popen: bool = False) -> Any:
     argv = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "xbench", *_argv(root, name, *extra)]
     if popen:
         return subprocess.Popen(argv, env=_env(root, name, 2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -155,8 +157,28 @@ def test_two_torchrun_ranks_split_the_work_and_equal_one_process(shared, single)
     clips = Counter(sha for _, sha in rows)
     assert len(clips) == 24 and set(clips.values()) == {1}  # every clip embedded once
     assert len({pid for pid, _ in rows}) == 2  # by both ranks
-    assert _table(single.stdout) in proc.stdout and proc.stdout.count("Weighted average MLP (all") == 1  # rank 0 printed
+    assert _table(single.stdout) in proc.stdout
+    assert proc.stdout.count("Weighted average MLP (all") == 1  # rank 0 alone printed
     assert_identical(shared, "single", "torchrun")
+
+
+def test_two_submitit_local_jobs_and_a_score_job_equal_one_process(shared, single):
+    require_oracle("submitit")
+    proc = _xbench(shared, "submitit", "--launcher", "local", "--jobs", "2", parties=2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "embed jobs " in proc.stdout and "score job " in proc.stdout
+    rows = _embedded(shared, "submitit")
+    clips = Counter(sha for _, sha in rows)
+    assert len(clips) == 24 and set(clips.values()) == {1}  # every clip embedded once
+    assert len({pid for pid, _ in rows}) == 2  # by both embed jobs
+    assert _table(single.stdout) in proc.stdout
+    assert_identical(shared, "single", "submitit")
+    assert list((shared / "submitit" / "out" / "slurm").glob("*/*_log.out"))  # submitit's logs, by job
+
+
+def test_the_launcher_refuses_a_single_stage(shared):
+    proc = _xbench(shared, "refused", "--launcher", "local", "--stage", "embed")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --launcher submits both stages")
 
 
 @pytest.mark.slow
@@ -193,3 +215,51 @@ def test_torchrun_environment_and_rank_devices():
         Ranks.from_env({"RANK": "2", "WORLD_SIZE": "2"})
     with pytest.raises(ValueError, match="WORLD_SIZE"):
         Ranks.from_env({"WORLD_SIZE": "two"})
+
+
+def test_slurm_submission_is_an_embed_array_and_a_dependent_score_job(shared, tmp_path, monkeypatch):
+    """The SLURM path as far as it runs without a cluster: the batch scripts submitit hands a fake ``sbatch``."""
+    require_oracle("submitit")
+    from xbench.pipeline.launch import ClusterOptions, submit
+    from xbench.pipeline.run import RunOptions
+    from xbench.taskspec.registry import get_task
+
+    bin_dir, log = tmp_path / "bin", tmp_path / "sbatch.log"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        f"#!/bin/sh\nn=$(ls {tmp_path}/job-* 2>/dev/null | wc -l)\ntouch {tmp_path}/job-$n\n"
+        f'cat "$@" >> {log}\necho "=== end" >> {log}\necho "Submitted batch job $((4242 + n))"\n'
+    )
+    (bin_dir / "srun").write_text("#!/bin/sh\n")  # submitit looks for it to detect a cluster
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    task = get_task("multi", shared / "tasks")
+    cluster = ClusterOptions(jobs=3, folder=str(tmp_path / "logs"), partition="gpu", gpus_per_job=2, cpus_per_job=16)
+    submission = submit(ENCODER, [task], RunOptions(output_dir=str(tmp_path / "out")), cluster)
+    assert [job.job_id for job in submission.embed] == ["4242_0", "4242_1", "4242_2"]
+    assert submission.score.job_id == "4243"
+    embed, score, _ = log.read_text().split("=== end\n")
+    for option in ("--array=0-2", "--partition=gpu", "--gpus-per-node=2", "--ntasks-per-node=2", "--cpus-per-task=8"):
+        assert option in embed, option
+    assert "--dependency=afterany:4242" in score and "--ntasks-per-node=1" in score and "--gpus-per-node=1" in score
+    assert "--signal=USR2" in embed  # preemption and time-out: submitit's requeue through StageJob.checkpoint
+
+
+@pytest.mark.parametrize(
+    "env, visible",
+    [
+        ({"SLURM_NTASKS_PER_NODE": "2", "SLURM_LOCALID": "1", "CUDA_VISIBLE_DEVICES": "4,6"}, "6"),
+        ({"SLURM_NTASKS_PER_NODE": "1", "SLURM_LOCALID": "0", "CUDA_VISIBLE_DEVICES": "4,6"}, "4,6"),
+        ({"CUDA_VISIBLE_DEVICES": "4,6"}, "4,6"),  # not in a SLURM step
+    ],
+)
+def test_each_task_of_a_gpu_job_sees_only_its_gpu(monkeypatch, env, visible):
+    from xbench.pipeline.launch import _one_gpu_per_task
+
+    for name in ("SLURM_NTASKS_PER_NODE", "SLURM_LOCALID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _one_gpu_per_task()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == visible

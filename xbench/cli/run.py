@@ -96,6 +96,26 @@ def register(subparsers: Any) -> None:
         help="encoder forward pass: fp32, or bf16/fp16 under autocast (embeddings stored as float32 or --cache-dtype)",
     )
     scale.add_argument("--tf32", action="store_true", help="CUDA: allow TF32 matrix products (off by default)")
+    scale.add_argument(
+        "--launcher",
+        choices=("slurm", "local"),
+        default=None,
+        help="submit through submitit (pip install 'xbench[slurm]'): --jobs embed jobs, then one score job after them; "
+        "local runs them as local processes",
+    )
+    scale.add_argument("--jobs", type=int, default=1, metavar="N", help="--launcher: embed jobs (default 1)")
+    scale.add_argument("--partition", default=None, help="--launcher slurm: the SLURM partition")
+    scale.add_argument(
+        "--gpus-per-job", type=int, default=0, metavar="G", help="--launcher: GPUs per job, one process each"
+    )
+    scale.add_argument("--cpus-per-job", type=int, default=None, metavar="C", help="--launcher: CPUs per job")
+    scale.add_argument(
+        "--time", type=int, default=24 * 60, metavar="MIN", help="--launcher: job time limit (then requeued)"
+    )
+    scale.add_argument(
+        "--slurm-folder", default=None, metavar="DIR", help="--launcher: submitit logs (default OUTPUT/slurm)"
+    )
+    scale.add_argument("--wait", action="store_true", help="--launcher slurm: wait for the score job and print")
     run.add_argument(
         "--text-tokenizer", default=None, help="contrastive tasks: bert-base-uncased vocab.txt, folder or hub id"
     )
@@ -117,6 +137,27 @@ def _tasks(args: argparse.Namespace) -> list[Any]:
         if args.suite == "all":
             return [t for t in load_tasks(args.tasks_dir).values() if not t.disabled]
     raise CliError(f"unknown suite {args.suite!r}; choose from {', '.join(SUITES)} or 'all'")
+
+
+def _submit(args: argparse.Namespace, encoder: Any, tasks: list[Any], opts: Any) -> Any:
+    """``--launcher``: submit the run as jobs; the score job's frame (local, or slurm with ``--wait``), else None."""
+    from xbench.pipeline.launch import ClusterOptions, submit
+
+    if opts.stage != "all":
+        raise CliError("--launcher submits both stages (embed jobs, then a score job): leave --stage at all")
+    with user_errors(ValueError, ImportError):
+        cluster = ClusterOptions(
+            launcher=args.launcher,
+            jobs=args.jobs,
+            folder=args.slurm_folder or str(Path(args.output) / "slurm"),
+            partition=args.partition,
+            gpus_per_job=args.gpus_per_job,
+            cpus_per_job=args.cpus_per_job,
+            timeout_min=args.time,
+        )
+        submission = submit(encoder, tasks, opts, cluster)
+    print(submission.describe())
+    return submission.wait() if args.launcher == "local" or args.wait else None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -154,7 +195,10 @@ def _run(args: argparse.Namespace) -> int:
     tasks = _tasks(args)
     data_errors = (ShardError, DataVerificationError, IsADirectoryError)
     with user_errors(EncoderError, FileNotFoundError, FileExistsError, NotImplementedError, *data_errors):
-        frame = evaluate(args.encoder, tasks, opts)
+        encoder = args.encoder
+        frame = _submit(args, encoder, tasks, opts) if args.launcher else evaluate(encoder, tasks, opts)
+    if frame is None:
+        return 0  # submitted to SLURM
     if not ranks.leader:
         return 0  # rank 0 of the torchrun prints and plots
     if opts.stage == "embed":
