@@ -1,7 +1,8 @@
 """Zoo metadata: one :class:`ZooCard` per registered encoder (declared data, behaviour elsewhere).
 
 A card says what the model is (family, parameters, rate, hop, dim, licence, training data,
-citation) and where its weights come from (URL, checksum, file name in the weight cache). The
+citation) and where its weights come from (URL or Hugging Face repository, checksum, file name in the
+weight cache). The
 factory named by ``factory`` builds the X-ARES-contract encoder; the same name is registered in the
 ``xbench.encoders`` entry-point group so ``xbench run --encoder <name>`` finds it.
 """
@@ -37,6 +38,10 @@ class ZooCard:
     weights_url: str | None = None
     weights_sha256: str | None = None
     weights_file: str | None = None  # file name in the weight cache
+    # Hugging Face repository holding the weights (fetched with huggingface_hub): with weights_file, the file
+    # weights_hub_file of it (None: its only .pt file); without, the whole model folder (transformers models)
+    weights_hub: str | None = None
+    weights_hub_file: str | None = None
     extra: str | None = None  # pip extra the encoder needs, e.g. "zoo-offline"
     description: str = ""
 
@@ -58,6 +63,8 @@ class ZooCard:
             raise bad("weights_sha256", "must be 64 lower-case hex digits")
         if self.weights_url and not self.weights_file:
             raise bad("weights_file", "is required when weights_url is set")
+        if self.weights_url and self.weights_hub:
+            raise bad("weights_hub", "give weights_url or weights_hub, not both")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,8 +35,8 @@ _MS_LINKS = {
 }
 BASE_PARAMETERS = 90_311_792
 LARGE_PARAMETERS = 311_376_576
-# Hugging Face repositories of the OpenBEATs SSL checkpoints (file names there unverified: place the
-# repository's {"cfg", "model"} .pt under the card's weights_file name)
+# Hugging Face repositories of the OpenBEATs SSL checkpoints: the fetcher takes the repository's only .pt file
+# (its name there is unverified; a repository with several asks for --weights)
 OPENBEATS_REPOS = {
     f"openbeats-{size.lower()}-i{i}": f"https://huggingface.co/shikhar7ssu/OpenBEATs-{size}-i{i}"
     for size in ("Base", "Large")
@@ -77,7 +77,8 @@ def _openbeats(size: str, iteration: int, factory: str) -> ZooCard:
         licence="unverified (OpenBEATs code MIT; ESPnet fine-tunes CC-BY-4.0)",
         training_data="multi-domain mixture: speech, music, environmental sound, bioacoustics (self-supervised)",
         citation=OPENBEATS_CITATION,
-        weights_url=None,  # Hugging Face is not scriptable here: see OPENBEATS_REPOS
+        weights_url=None,
+        weights_hub=OPENBEATS_REPOS[name].removeprefix("https://huggingface.co/"),  # the repository's only .pt
         weights_sha256=None,
         weights_file=f"OpenBEATs-{size}-i{iteration}.pt",
         description=(

@@ -5,9 +5,9 @@ Frames: BEATs emits 8 frequency tokens per 160 ms step; the wrappers average the
 ``hop_size_in_ms = 160``.
 
 Weights: ``BEATsEncoder()`` loads the card's checkpoint through
-:func:`xbench.encoders.weights.fetch_weights` (Microsoft's links download; the OpenBEATs files must
-be placed in the cache by hand, the error says where). ``checkpoint=`` takes a Microsoft or
-OpenBEATs ``{"cfg", "model"}`` file, an ESPnet fine-tune (bare state dict with ``encoder.`` keys,
+:func:`xbench.encoders.weights.fetch_weights` (Microsoft's links with the project's fetcher, the OpenBEATs
+files from their Hugging Face repositories; offline, the error says where to place the file). ``checkpoint=``
+takes a Microsoft or OpenBEATs ``{"cfg", "model"}`` file, an ESPnet fine-tune (bare state dict with ``encoder.`` keys,
 ``config.yaml`` beside it optional) or a folder holding one. ``pretrained=False``, or
 ``XBENCH_RANDOM_WEIGHTS=1`` (set by the test suite), builds seeded random weights instead.
 """
@@ -23,6 +23,7 @@ from torch import nn
 
 from xbench.encoders.beats import CARDS, OPENBEATS_REPOS
 from xbench.encoders.beats.model import VARIANTS, BeatsConfig, BeatsModel, infer_config, pool_frequency_tokens
+from xbench.encoders.registry import check_card
 from xbench.encoders.weights import WeightsUnavailableError, fetch_weights, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
@@ -94,16 +95,19 @@ class BEATsEncoder(nn.Module):
         super().__init__()
         if token_pooling not in ("mean", "concat"):
             raise ValueError(f"token_pooling must be 'mean' or 'concat', got {token_pooling!r}")
+        fetched = None
         if checkpoint is None:
             pretrained = use_pretrained(pretrained)
             if pretrained:
-                checkpoint = self._fetch()
+                checkpoint = fetched = self._fetch()
         self.model, self.weights_source, self.dropped_keys = build_model(self.variant, checkpoint)
         if checkpoint is None:
             log.warning("%s: random weights (%s)", type(self).__name__, self.weights_source)
         self.token_pooling = token_pooling
         width = self.model.config.encoder_embed_dim
         self.output_dim = width * (self.model.config.freq_tokens if token_pooling == "concat" else 1)
+        if fetched is not None and token_pooling == "mean":  # the card's own file must have the card's shape
+            check_card(self, next(c for c in CARDS if c.name == self.card_name), fetched)
         self.eval()
 
     def _fetch(self) -> Path:

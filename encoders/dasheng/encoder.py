@@ -21,6 +21,7 @@ from torch import nn
 
 from xbench.encoders.dasheng import CARDS
 from xbench.encoders.dasheng.model import VARIANTS, DashengConfig, DashengModel, infer_config
+from xbench.encoders.registry import check_card
 from xbench.encoders.weights import fetch_weights, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
@@ -110,17 +111,20 @@ class DashengEncoder(nn.Module):
         top_db_scope: str = "clip",
     ) -> None:
         super().__init__()
+        card = fetched = None
         if checkpoint is None:
             pretrained = use_pretrained(pretrained)
             if pretrained:
                 card = next(c for c in CARDS if c.name == self.card_name)
-                checkpoint = fetch_weights(card)
+                checkpoint = fetched = fetch_weights(card)
         self.model, self.weights_source = build_model(self.variant, checkpoint, top_db_scope)
         self.top_db_scope = top_db_scope  # as built; use_protocol returns to it outside the xares protocol
         self.xares_chunks = False
         if checkpoint is None:
             log.warning("%s: random weights (%s)", type(self).__name__, self.weights_source)
         self.output_dim = self.model.config.embed_dim
+        if fetched is not None:  # the card's own file must have the card's shape
+            check_card(self, card, fetched)
         self.eval()
 
     def use_protocol(self, protocol: str) -> dict[str, Any]:

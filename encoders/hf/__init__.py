@@ -5,7 +5,7 @@
 * :mod:`.whisper`: the Whisper encoder with ``WhisperFeatureExtractor``'s log-mel in plain torch, its
   true 20 ms hop, and outputs trimmed to the input's length instead of 30 s of padding.
 
-Weights come from Hugging Face model ids (``weights_url`` is None: the hub is not a plain URL):
+Weights come from Hugging Face model ids (``weights_hub``; no single-file URL):
 a local folder (``model_id_or_path``, or ``$XBENCH_HF_<NAME>``), else the Hugging Face cache
 (``$HF_HOME``), else a download unless offline. ``XBENCH_RANDOM_WEIGHTS=1`` (set by the tests) builds
 each model from a config written in code with the real architecture's sizes, without any download.
@@ -43,7 +43,8 @@ def _card(name: str, module: str, dim: int, params: int, licence: str, data: str
         licence=licence,
         training_data=data,
         citation=citation,
-        weights_url=None,  # Hugging Face model id below; no single-file URL
+        weights_url=None,
+        weights_hub=model_id,  # the model folder, resolved by encoder.resolve_model_folder
         weights_file=None,
         description=(
             f"{what} (transformers, Hugging Face {model_id}). Weights: a local copy via ${env_name(name)} or the "

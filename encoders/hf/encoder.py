@@ -1,9 +1,11 @@
 """``HFAudioEncoder``: any wav2vec2-style transformers audio model as an X-ARES encoder, and the named entries.
 
-Supported through ``AutoModel`` / ``AutoConfig``: wav2vec 2.0, data2vec-audio, HuBERT, WavLM (raw
-16 kHz waveform in, 20 ms frames out). ``layer=-1`` returns the last hidden state (after the final
-LayerNorm of pre-norm models), another index that entry of ``hidden_states`` (0 = the input to the
-transformer layers).
+Supported through ``AutoModel`` / ``AutoConfig``: every model whose config declares a convolutional
+feature encoder over the raw waveform (``conv_kernel``, ``conv_stride``): wav2vec 2.0, data2vec-audio,
+HuBERT, WavLM, UniSpeech(-SAT), SEW(-D), wav2vec2-conformer, and remote-code models such as MERT. The
+sampling rate is the folder's ``preprocessor_config.json`` ``sampling_rate`` (16 kHz when absent), the hop
+the product of the convolution strides (320 samples: 20 ms at 16 kHz). ``layer`` picks the hidden state
+(:mod:`.layers`: ``"last"`` / ``-1``, an index of ``hidden_states``, or ``"mean"``).
 
 Normalisation is ``Wav2Vec2FeatureExtractor``'s, in torch: with ``do_normalize`` each clip is scaled
 to zero mean and unit variance (``(x - mean) / sqrt(var + 1e-7)``) over its real samples. The flag is
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -44,11 +47,12 @@ from transformers import (
 )
 
 from xbench.encoders.hf import MODELS, env_name
+from xbench.encoders.hf.layers import Layer, check_layer, config_digest, parse_layer, select_hidden
 from xbench.encoders.weights import OFFLINE_ENV, WeightsUnavailableError, env_flag, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_TYPES = ("wav2vec2", "data2vec-audio", "hubert", "wavlm")
+SUPPORTED_TYPES = ("wav2vec2", "data2vec-audio", "hubert", "wavlm")  # the named entries' families (any CNN front works)
 # preprocessor_config.json values of the named models (HuBERT base: fairseq's `normalize: false`
 # pretraining setting; the Hugging Face file's value is unverified)
 DO_NORMALIZE = {
@@ -100,10 +104,18 @@ def reference_config(model_id: str) -> PretrainedConfig:
     raise KeyError(f"no reference config for {model_id!r}; known: {', '.join(sorted(_IDS))}")
 
 
-def resolve_model_folder(model_id_or_path: str | Path, env: str | None = None, offline: bool | None = None) -> Path:
+def resolve_model_folder(
+    model_id_or_path: str | Path,
+    env: str | None = None,
+    offline: bool | None = None,
+    revision: str | None = None,
+    code: bool = False,
+) -> Path:
     """A local folder holding the model: the path itself, ``$env``, the HF cache, or a download.
 
-    Raises :class:`WeightsUnavailableError` naming the model id and where to put a local copy.
+    ``revision`` (a branch, tag or commit) picks the hub revision; the folder of a hub model is its
+    snapshot folder, named by the commit hash. ``code`` also fetches the repository's ``*.py`` files
+    (remote code). Raises :class:`WeightsUnavailableError` naming the model id and where to put a local copy.
     """
     path = Path(model_id_or_path).expanduser()
     if path.is_dir():
@@ -118,32 +130,41 @@ def resolve_model_folder(model_id_or_path: str | Path, env: str | None = None, o
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(model_id, local_files_only=True))
+        return Path(snapshot_download(model_id, revision=revision, local_files_only=True))
     except Exception:  # not in the cache (any hub error means the same here)
         pass
     where = f"${env} or " if env else ""
+    at = f" at revision {revision!r}" if revision else ""
     hint = (
-        f"Hugging Face model {model_id!r} is not available locally; point {where}$HF_HOME at a local copy "
+        f"Hugging Face model {model_id!r}{at} is not available locally; point {where}$HF_HOME at a local copy "
         f"(a folder with config.json and model.safetensors or pytorch_model.bin, e.g. from save_pretrained)"
     )
     offline = offline_requested() if offline is None else offline
     if offline:
         raise WeightsUnavailableError(hint)
-    try:
-        folder = Path(snapshot_download(model_id, allow_patterns=["*.json", "*.safetensors"]))
+    extra = ["*.py"] if code else []
+    try:  # huggingface_hub: resumed downloads, progress bars, the cache layout users know
+        patterns = ["*.json", "*.safetensors", *extra]
+        folder = Path(snapshot_download(model_id, revision=revision, allow_patterns=patterns))
         if not list(folder.glob("*.safetensors")):
-            folder = Path(snapshot_download(model_id, allow_patterns=["*.json", "pytorch_model.bin"]))
+            patterns = ["*.json", "pytorch_model.bin", *extra]
+            folder = Path(snapshot_download(model_id, revision=revision, allow_patterns=patterns))
         return folder
     except Exception as exc:
         raise WeightsUnavailableError(f"{hint}; download failed ({exc})") from exc
 
 
+def preprocessor_config(folder: Path | None) -> dict[str, Any]:
+    """``folder/preprocessor_config.json`` as a dict (``{}`` when there is none)."""
+    path = None if folder is None else folder / "preprocessor_config.json"
+    return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+
 def read_do_normalize(folder: Path | None, model_id: str, model_type: str) -> bool:
     """``do_normalize`` from ``folder/preprocessor_config.json``, else the model's or family's default."""
-    if folder is not None and (folder / "preprocessor_config.json").is_file():
-        raw: dict[str, Any] = json.loads((folder / "preprocessor_config.json").read_text())
-        if "do_normalize" in raw:
-            return bool(raw["do_normalize"])
+    raw = preprocessor_config(folder)
+    if "do_normalize" in raw:
+        return bool(raw["do_normalize"])
     return DO_NORMALIZE.get(model_id, FAMILY_DO_NORMALIZE.get(model_type, False))
 
 
@@ -160,8 +181,13 @@ def random_model(config: PretrainedConfig, seed: int = 0) -> PreTrainedModel:
         return AutoModel.from_config(config)
 
 
+def has_conv_front_end(config: PretrainedConfig) -> bool:
+    """Whether ``config`` declares a convolutional feature encoder over the raw waveform (wav2vec2-style)."""
+    return all(isinstance(getattr(config, k, None), list | tuple) for k in ("conv_kernel", "conv_stride"))
+
+
 class HFAudioEncoder(nn.Module):
-    """A transformers wav2vec2-style model as an X-ARES encoder: ``[B, W]`` 16 kHz -> ``[B, T, hidden]`` at 20 ms."""
+    """A transformers wav2vec2-style model as an X-ARES encoder: ``[B, W]`` -> ``[B, T, hidden]``, 20 ms at 16 kHz."""
 
     sampling_rate = 16000
     hop_size_in_ms = 20
@@ -170,19 +196,20 @@ class HFAudioEncoder(nn.Module):
     def __init__(
         self,
         model_id_or_path: str | Path,
-        layer: int = -1,
+        layer: Layer | None = -1,
         pretrained: bool | None = None,
         do_normalize: bool | None = None,
         chunk_seconds: float = 10.0,
         seed: int = 0,
+        trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
         model_id = str(model_id_or_path)
         pretrained = use_pretrained(pretrained)
         folder = None
         if pretrained:
-            folder = resolve_model_folder(model_id_or_path, getattr(self, "env", None))
-            model = AutoModel.from_pretrained(str(folder), dtype=torch.float32)
+            folder = resolve_model_folder(model_id_or_path, getattr(self, "env", None), code=trust_remote_code)
+            model = AutoModel.from_pretrained(str(folder), dtype=torch.float32, trust_remote_code=trust_remote_code)
             source = str(folder)
         else:
             local = Path(model_id).expanduser()
@@ -197,7 +224,7 @@ class HFAudioEncoder(nn.Module):
     def from_model(
         cls,
         model: PreTrainedModel,
-        layer: int = -1,
+        layer: Layer | None = -1,
         do_normalize: bool | None = None,
         chunk_seconds: float = 10.0,
     ) -> HFAudioEncoder:
@@ -212,23 +239,35 @@ class HFAudioEncoder(nn.Module):
         model: PreTrainedModel,
         model_id: str,
         folder: Path | None,
-        layer: int,
+        layer: Layer | None,
         do_normalize: bool | None,
         chunk_seconds: float,
         source: str,
     ) -> None:
-        model_type = model.config.model_type
-        if model_type not in SUPPORTED_TYPES:
+        config = model.config
+        model_type = config.model_type
+        if not has_conv_front_end(config):
             hint = " (use xbench.encoders.hf.whisper.HFWhisperEncoder)" if model_type == "whisper" else ""
-            raise ValueError(f"{model_id}: model_type {model_type!r} is not one of {SUPPORTED_TYPES}{hint}")
+            raise ValueError(
+                f"{model_id}: model_type {model_type!r} has no convolutional waveform front end (conv_kernel, "
+                f"conv_stride) as {', '.join(SUPPORTED_TYPES)} have{hint}"
+            )
         self.model = model
         self.model_id = model_id
-        self.layer = layer
+        self.layer = check_layer(parse_layer(layer), int(config.num_hidden_layers) + 1, model_id)
         self.weights_source = source
         self.do_normalize = read_do_normalize(folder, model_id, model_type) if do_normalize is None else do_normalize
-        self.output_dim = int(model.config.hidden_size)
+        self.sampling_rate = int(preprocessor_config(folder).get("sampling_rate", type(self).sampling_rate))
+        self.hop_size_in_ms = 1000 * math.prod(config.conv_stride) / self.sampling_rate
+        self.output_dim = int(config.hidden_size)
         self.chunk_samples = int(chunk_seconds * self.sampling_rate)
         self.receptive_field = self.frames_to_samples()
+        self.identity_settings = {
+            "layer": self.layer,
+            "do_normalize": self.do_normalize,
+            "chunk_seconds": chunk_seconds,
+            "config_sha256": config_digest(config),
+        }
         self.eval()
 
     def frames(self, samples: int) -> int:
@@ -246,9 +285,7 @@ class HFAudioEncoder(nn.Module):
         return needed
 
     def _hidden(self, wave: torch.Tensor) -> torch.Tensor:
-        if self.layer in (-1, None):
-            return self.model(wave).last_hidden_state
-        return self.model(wave, output_hidden_states=True).hidden_states[self.layer]
+        return select_hidden(lambda states: self.model(wave, output_hidden_states=states), self.layer)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.ndim == 1:
@@ -272,7 +309,9 @@ class _NamedEncoder(HFAudioEncoder):
     card_name = ""
     env = None
 
-    def __init__(self, model_id_or_path: str | Path | None = None, layer: int = -1, pretrained: bool | None = None):
+    def __init__(
+        self, model_id_or_path: str | Path | None = None, layer: Layer | None = -1, pretrained: bool | None = None
+    ):
         super().__init__(model_id_or_path or MODELS[self.card_name][0], layer=layer, pretrained=pretrained)
 
 

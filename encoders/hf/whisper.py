@@ -23,6 +23,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from xbench.encoders.frontends import mel_filterbank
 from xbench.encoders.hf import MODELS, env_name
 from xbench.encoders.hf.encoder import reference_config, resolve_model_folder
+from xbench.encoders.hf.layers import Layer, check_layer, config_digest, parse_layer, select_hidden
 from xbench.encoders.weights import seeded, use_pretrained
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ def whisper_log_mel(wave: torch.Tensor, n_mels: int = 80, filters: torch.Tensor 
 class HFWhisperEncoder(nn.Module):
     """A transformers Whisper encoder for X-ARES: ``[B, W]`` 16 kHz -> ``[B, ceil(W / 320), d_model]`` at 20 ms.
 
-    ``layer=-1`` returns the last hidden state (after the final LayerNorm), another index that entry
-    of ``hidden_states``. Weights: a local folder of a ``WhisperModel`` / ``WhisperForConditionalGeneration``
-    checkpoint, ``$XBENCH_HF_<NAME>``, the Hugging Face cache, or a download unless offline;
-    ``pretrained=False`` or ``XBENCH_RANDOM_WEIGHTS=1`` builds seeded random weights from the config.
+    ``layer`` picks the hidden state (:mod:`.layers`: ``"last"`` / ``-1`` after the final LayerNorm, an index
+    of ``hidden_states``, or ``"mean"``). Weights: a local folder of a ``WhisperModel`` /
+    ``WhisperForConditionalGeneration`` checkpoint, ``$XBENCH_HF_<NAME>``, the Hugging Face cache, or a download
+    unless offline; ``pretrained=False`` or ``XBENCH_RANDOM_WEIGHTS=1`` builds seeded random weights from the config.
     """
 
     sampling_rate = SAMPLING_RATE
@@ -70,7 +71,7 @@ class HFWhisperEncoder(nn.Module):
     def __init__(
         self,
         model_id_or_path: str | Path = "openai/whisper-base",
-        layer: int = -1,
+        layer: Layer | None = -1,
         pretrained: bool | None = None,
         seed: int = 0,
     ) -> None:
@@ -91,30 +92,28 @@ class HFWhisperEncoder(nn.Module):
         self._setup(encoder, layer, source)
 
     @classmethod
-    def from_model(cls, model: PreTrainedModel, layer: int = -1) -> HFWhisperEncoder:
+    def from_model(cls, model: PreTrainedModel, layer: Layer | None = -1) -> HFWhisperEncoder:
         """Wrap a built ``WhisperModel`` / ``WhisperForConditionalGeneration`` / ``WhisperEncoder``."""
         self = cls.__new__(cls)
         nn.Module.__init__(self)
         self._setup(model if isinstance(model, WhisperEncoder) else model.get_encoder(), layer, "in memory")
         return self
 
-    def _setup(self, encoder: WhisperEncoder, layer: int, source: str) -> None:
+    def _setup(self, encoder: WhisperEncoder, layer: Layer | None, source: str) -> None:
         config: WhisperConfig = encoder.config
         if config.max_source_positions * SAMPLES_PER_FRAME != N_SAMPLES:
             raise ValueError(f"expected a 30 s Whisper encoder (1500 positions), got {config.max_source_positions}")
         self.encoder = encoder
-        self.layer = layer
+        self.layer = check_layer(parse_layer(layer), int(config.encoder_layers) + 1, "whisper encoder")
         self.weights_source = source
         self.output_dim = int(config.d_model)
+        self.identity_settings = {"layer": self.layer, "config_sha256": config_digest(config)}
         self.register_buffer("mel_filters", whisper_mel_filters(config.num_mel_bins), persistent=False)
         self.eval()
 
     def _encode(self, chunk: torch.Tensor) -> torch.Tensor:
         mel = whisper_log_mel(chunk, self.mel_filters.shape[-1], self.mel_filters)
-        if self.layer in (-1, None):
-            hidden = self.encoder(input_features=mel).last_hidden_state
-        else:
-            hidden = self.encoder(input_features=mel, output_hidden_states=True).hidden_states[self.layer]
+        hidden = select_hidden(lambda states: self.encoder(input_features=mel, output_hidden_states=states), self.layer)
         return hidden[:, : max(1, math.ceil(chunk.shape[-1] / SAMPLES_PER_FRAME))]
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
@@ -129,5 +128,7 @@ class WhisperBaseEncoder(HFWhisperEncoder):
     card_name = "whisper-base"
     env = env_name(card_name)
 
-    def __init__(self, model_id_or_path: str | Path | None = None, layer: int = -1, pretrained: bool | None = None):
+    def __init__(
+        self, model_id_or_path: str | Path | None = None, layer: Layer | None = -1, pretrained: bool | None = None
+    ):
         super().__init__(model_id_or_path or MODELS[self.card_name][0], layer=layer, pretrained=pretrained)

@@ -7,9 +7,11 @@ from typing import Any
 
 from xbench.cli.common import (
     add_encoder,
+    add_encoder_options,
     add_harness,
     add_json,
     add_long_seconds,
+    encoder_spec,
     harness_options,
     print_json,
     user_errors,
@@ -24,6 +26,7 @@ def register(subparsers: Any) -> None:
         description="Run X-ARES 0.1.3's ten encoder checks plus xbench's deep checks. Exit 1 on any failure.",
     )
     add_encoder(check)
+    add_encoder_options(check)
     add_json(check, "print the report as JSON")
     add_harness(check, "device to run the encoder on (default: cpu)")
     add_long_seconds(check)
@@ -36,7 +39,7 @@ def _check(args: argparse.Namespace) -> int:
 
     harness = harness_options(args)
     with user_errors(EncoderError):
-        encoder = load_encoder(args.encoder)
+        encoder = load_encoder(encoder_spec(args))
     report = deep_check(encoder, harness, DeepCheckOptions(long_seconds=args.long_seconds))
     report.encoder = args.encoder
     if args.json:

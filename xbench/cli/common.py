@@ -22,11 +22,13 @@ __all__ = [
     "CliError",
     "add_data_root",
     "add_encoder",
+    "add_encoder_options",
     "add_harness",
     "add_json",
     "add_long_seconds",
     "add_sandbox",
     "add_tasks_dir",
+    "encoder_spec",
     "harness_options",
     "print_json",
     "sandbox_limits",
@@ -72,8 +74,52 @@ def tracks_arg(text: str) -> tuple[str, ...]:
 def add_encoder(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     """``--encoder`` (required)."""
     parser.add_argument(
-        "--encoder", required=True, help=help or "path/to/encoder.py[:ClassName], zoo name or module:Name"
+        "--encoder",
+        required=True,
+        help=help or "path/to/encoder.py[:ClassName], zoo name[=CHECKPOINT], hf:ORG/NAME[@REVISION], hf:/folder "
+        "or module:Name",
     )
+
+
+def add_encoder_options(parser: argparse.ArgumentParser, name: bool = False) -> None:
+    """``--weights``, ``--layer``, ``--trust-remote-code`` (and ``--name``): how ``--encoder`` is built."""
+    parser.add_argument(
+        "--weights",
+        metavar="PATH",
+        default=None,
+        help="a checkpoint for a zoo entry (shapes checked against its card) or a family (dasheng, beats, "
+        "captionstew: shape from the file); its layout is recognised",
+    )
+    parser.add_argument(
+        "--layer",
+        metavar="N|last|mean",
+        default=None,
+        help="hf: models and transformers zoo entries: hidden state N (0 = the input to the first layer), the last "
+        "(default) or the mean of all",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="hf: models whose repository code must run in this process (e.g. MERT); only for code you trust",
+    )
+    if name:
+        parser.add_argument(
+            "--name", default=None, help="the encoder's name in results and leaderboards (default: what --encoder says)"
+        )
+
+
+def encoder_spec(args: argparse.Namespace) -> Any:
+    """``--encoder`` as given, or an :class:`~xbench.encoder.spec.EncoderSpec` carrying ``--weights``, ``--layer``,
+    ``--trust-remote-code``, ``--name`` or a ``NAME=CHECKPOINT`` form; a bad combination is a :class:`CliError`."""
+    from xbench.encoder.contract import EncoderError
+    from xbench.encoder.spec import EncoderSpec
+
+    with user_errors(EncoderError):
+        spec = EncoderSpec.parse(
+            args.encoder, args.weights, args.layer, args.trust_remote_code, getattr(args, "name", None)
+        )
+    plain = spec == EncoderSpec(args.encoder)
+    return args.encoder if plain else spec
 
 
 def add_tasks_dir(parser: argparse.ArgumentParser, help: str | None = None) -> None:

@@ -9,8 +9,10 @@ from typing import Any
 from xbench.cli.common import (
     CliError,
     add_encoder,
+    add_encoder_options,
     add_harness,
     add_tasks_dir,
+    encoder_spec,
     harness_options,
     tracks_arg,
     user_errors,
@@ -28,12 +30,21 @@ def register(subparsers: Any) -> None:
         "Options are checked before anything is loaded.",
     )
     add_encoder(run)
+    add_encoder_options(run, name=True)
     which = run.add_mutually_exclusive_group(required=True)
     which.add_argument("--tasks", nargs="+", metavar="TASK", help="task names")
     which.add_argument(
         "--suite", help=f"a built suite ({', '.join(SUITES)}; see `xbench suite`), or 'all' registered tasks"
     )
     add_tasks_dir(run)
+    run.add_argument(
+        "--lite",
+        type=int,
+        default=None,
+        metavar="N",
+        help="quick iteration: a seeded, class-stratified subset of at most N clips per split; results go to "
+        "OUTPUT/lite-N, marked lite (the leaderboard never mixes them with full runs)",
+    )
     run.add_argument(
         "--track",
         type=tracks_arg,
@@ -167,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     from xbench.data.shards import ShardError
     from xbench.encoder.contract import EncoderError
     from xbench.pipeline.launch import Ranks
+    from xbench.pipeline.lite import lite_output
     from xbench.pipeline.run import RunOptions, evaluate, summary_table
 
     with user_errors(ValueError):
@@ -190,12 +202,13 @@ def _run(args: argparse.Namespace) -> int:
             stage=args.stage,
             workers=args.workers,
             max_padding=args.max_padding,
+            lite=args.lite,
         )
         ranks = Ranks.from_env()
     tasks = _tasks(args)
     data_errors = (ShardError, DataVerificationError, IsADirectoryError)
     with user_errors(EncoderError, FileNotFoundError, FileExistsError, NotImplementedError, *data_errors):
-        encoder = args.encoder
+        encoder = encoder_spec(args)
         frame = _submit(args, encoder, tasks, opts) if args.launcher else evaluate(encoder, tasks, opts)
     if frame is None:
         return 0  # submitted to SLURM
@@ -205,9 +218,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"embedded: {len(tasks)} task(s) in {opts.cache_root or '$XBENCH_CACHE'}; score with --stage score")
         return 0
     print(summary_table(frame))
+    output = Path(args.output) if opts.lite is None else lite_output(args.output, opts.lite)
     if not frame.empty:
         from xbench.report.plots import write_plots
 
-        write_plots(frame, Path(args.output) / frame.encoder.iloc[0] / args.protocol / "plots")
-    print(f"results: {args.output}")
+        write_plots(frame, output / frame.encoder.iloc[0] / args.protocol / "plots")
+    print(f"results: {output}" + (f" (lite: at most {opts.lite} clips per split)" if opts.lite else ""))
     return 0

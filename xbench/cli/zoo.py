@@ -17,9 +17,21 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(func=_ls)
 
 
+def _checksum(card: Any) -> str:
+    """The card's sha256, else the one recorded when its file was first downloaded (marked), else ``-``."""
+    from xbench.encoders.weights import recorded_sha256, weights_dir
+
+    if card is None or not card.weights_file:
+        return "-"
+    if card.weights_sha256:
+        return card.weights_sha256
+    recorded = recorded_sha256(weights_dir() / card.name / card.weights_file)
+    return f"{recorded} (recorded)" if recorded else "-"
+
+
 def _ls(args: argparse.Namespace) -> int:
     from xbench.encoder.contract import zoo_entry_points
-    from xbench.encoders.registry import all_cards
+    from xbench.encoders.registry import all_cards, family_names
 
     cards = all_cards()
     rows = []
@@ -28,15 +40,27 @@ def _ls(args: argparse.Namespace) -> int:
         row = {"name": name, "factory": ep.value}
         if card is not None:
             row.update(card.to_dict())
+        row["checksum"] = _checksum(card)
+        row["url"] = (card.weights_url or (f"hf:{card.weights_hub}" if card.weights_hub else "")) if card else ""
         rows.append(row)
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'name':30s} {'family':12s} {'sr':>6s} {'hop ms':>7s} {'dim':>5s} {'params':>12s}  extra")
+    print(
+        f"{'name':30s} {'family':12s} {'sr':>6s} {'hop ms':>7s} {'dim':>5s} {'params':>14s}  {'extra':11s} "
+        f"{'weight file':26s} {'sha256':16s}  url"
+    )
     for row in rows:
         params = "" if row.get("parameters") is None else f"{row['parameters']:,}"
+        checksum = row["checksum"] if row["checksum"] == "-" else row["checksum"][:12] + "…"
+        checksum += " (recorded)" if row["checksum"].endswith("(recorded)") else ""
         print(
             f"{row['name']:30s} {row.get('family', '-'):12s} {row.get('sampling_rate', ''):>6} "
-            f"{row.get('hop_size_in_ms', ''):>7} {row.get('output_dim', ''):>5} {params:>12s}  {row.get('extra') or ''}"
+            f"{row.get('hop_size_in_ms', ''):>7} {row.get('output_dim', ''):>5} {params:>14s}  "
+            f"{row.get('extra') or '':11s} {row.get('weights_file') or '-':26s} {checksum:16s}  {row['url'] or '-'}"
         )
+    print(
+        f"families (--encoder FAMILY --weights CHECKPOINT, shape from the file): {', '.join(family_names())}; "
+        "any transformers audio model: --encoder hf:ORG/NAME[@REVISION] or hf:/folder; --json for every field"
+    )
     return 0

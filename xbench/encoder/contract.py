@@ -4,11 +4,12 @@ An encoder is a ``torch.nn.Module`` mapping a waveform batch ``[B, W]`` (float32
 ``sampling_rate``) to frame embeddings ``[B, T, D]``, with three attributes: ``sampling_rate``
 (int Hz), ``output_dim`` (int D) and ``hop_size_in_ms`` (ms per output frame).
 
-Three ways to name one (:func:`load_encoder`):
+Ways to name one (:func:`load_encoder`):
 
 * a ``.py`` file, X-ARES style (a class whose name ends in ``Encoder``, built with no arguments),
   or ``file.py:Name`` to pick one of several candidates; it loads from any working directory;
 * a zoo name registered in the ``xbench.encoders`` entry-point group (``xbench zoo ls``);
+* ``hf:ORG/NAME[@REVISION]`` / ``hf:/folder`` or ``NAME=CHECKPOINT`` (:mod:`xbench.encoder.spec`);
 * an ``nn.Module`` instance (Python API), or ``package.module:Name`` for an importable module.
 
 :class:`HarnessedEncoder` is the one wrapper through which the harness calls an encoder. It applies
@@ -182,17 +183,19 @@ def load_encoder_class(spec: str) -> Callable[[], Any]:
     )
 
 
-def load_encoder(encoder: str | Path | torch.nn.Module) -> torch.nn.Module:
-    """Return an encoder instance from a file, a zoo name, ``module:Name`` or an instance.
+def load_encoder(encoder: Any) -> torch.nn.Module:
+    """Return an encoder instance from a file, a zoo name, ``module:Name``, ``hf:ORG/NAME[@REV]``,
+    ``NAME=CHECKPOINT``, an :class:`xbench.encoder.spec.EncoderSpec` (with weights, layer, ...) or an instance.
 
     Raises :class:`EncoderLoadError` with a message naming the file or name at fault.
     """
+    from xbench.encoder.spec import EncoderSpec, as_spec, build_encoder
+
     if isinstance(encoder, torch.nn.Module):
         return encoder
-    if not isinstance(encoder, str | Path):
+    if not isinstance(encoder, str | Path | EncoderSpec):
         raise EncoderLoadError(f"expected a path, zoo name or nn.Module, got {type(encoder).__name__}")
-    spec = str(encoder)
-    return _construct(load_encoder_class(spec), spec)
+    return build_encoder(as_spec(encoder))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ from xbench.embed.claims import take_units
 from xbench.embed.encode import EmbedSettings, EmbedUnit, embed_unit, plan_units, split_names
 from xbench.embed.loader import default_workers
 from xbench.encoder.contract import HarnessOptions
+from xbench.encoder.identity import encoder_fingerprint, encoder_slug
+from xbench.encoder.spec import result_slug
 from xbench.pipeline.handle import EncoderHandle, open_encoder
 from xbench.pipeline.launch import Ranks, process_group, rank_device
 from xbench.pipeline.scorers import ScoreInput, get_scorer, scorer_settings, split_roles
@@ -89,6 +91,7 @@ class RunOptions:
     # xbench protocol: padding share of a length bucket; None: 0 (equal lengths only) on the CPU, else GPU_MAX_PADDING
     max_padding: float | None = None
     identity_cache: bool = True  # know a named encoder's identity from the files its building read, unbuilt
+    lite: int | None = None  # at most this many clips per split, class-stratified (xbench.pipeline.lite)
 
     def __post_init__(self) -> None:
         # one spelling per choice (xbench.core.enums); ValueError names the option and its choices
@@ -111,6 +114,8 @@ class RunOptions:
             self.max_padding = 0.0 if self.harness.device == "cpu" else GPU_MAX_PADDING
         if not 0.0 <= self.max_padding < 1.0:
             raise ValueError(f"max padding is a share of a batch's samples in [0, 1), got {self.max_padding!r}")
+        if self.lite is not None and (isinstance(self.lite, bool) or not isinstance(self.lite, int) or self.lite < 1):
+            raise ValueError(f"lite must be a positive number of clips per split, got {self.lite!r}")
 
 
 def _probe_seeds_option(value: Any, protocol: str) -> int | tuple[int, ...] | None:
@@ -144,7 +149,8 @@ class TaskRunner:
         self.identity, self.slug = encoder.identity, encoder.slug
         self.hop = float(self.identity["hop_size_in_ms"])
         root = default_cache_root(opts.cache_root)
-        self.unit_root = root / "embeddings" / self.slug / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
+        folder = encoder_slug(self.identity, encoder_fingerprint(self.identity))  # by identity: --name changes no key
+        self.unit_root = root / "embeddings" / folder / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
         self.unit_root = self.unit_root / opts.protocol
         self.predictions: tuple[Any, ...] | None = None  # for `xbench compare`
 
@@ -356,6 +362,10 @@ def evaluate(
     """
     opts = options or RunOptions()
     tasks = [_as_task(t) for t in tasks]
+    if opts.lite is not None:  # each task on a seeded, class-stratified subset; results under <output>/lite-N
+        from xbench.pipeline.lite import lite_run
+
+        tasks, opts = lite_run(tasks, opts)
     if opts.overwrite not in OVERWRITE:
         raise ValueError(f"overwrite must be one of {OVERWRITE}, got {opts.overwrite!r}")
     ranks = Ranks.from_env()
@@ -370,7 +380,7 @@ def _evaluate(encoder: Any, tasks: list[TaskConfig], opts: RunOptions, group: An
     """:func:`evaluate` inside the run's process group: the stages, rank 0 alone scoring."""
     cache = default_cache_root(opts.cache_root) if opts.identity_cache else None
     handle = open_encoder(encoder, opts.harness, opts.protocol, cache)
-    slug = handle.slug
+    slug = handle.slug = result_slug(encoder, handle.identity)  # the name the user typed (or --name) + identity
     out_dir = Path(opts.output_dir) if opts.output_dir else None
 
     saved: dict[str, ResultRecord] = {}
@@ -413,6 +423,7 @@ def _evaluate(encoder: Any, tasks: list[TaskConfig], opts: RunOptions, group: An
                     )
                 result = runner.score(units, embed_s)
                 result.run_settings = settings
+                result.lite = opts.lite
                 if path is not None:
                     write_result(path, result, runner)
         saved[runner.task.name] = result

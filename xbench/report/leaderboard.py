@@ -3,9 +3,9 @@
 Inputs are result folders (``<output>``, ``<output>/<encoder>`` or ``<output>/<encoder>/<protocol>``,
 searched for per-task result JSONs), ``summary.json`` files, single result JSONs, or long CSVs (X-ARES's
 published table ``xbench/report/data/xares_published.csv``, a previous ``*-long.csv``, or a run's
-``summary.csv``). The merge refuses to mix protocols, duplicate (encoder, task, track) rows, and tasks
-whose weight or version differ between inputs. Averages come from
-:func:`xbench.scoring.scores.aggregate` (public = not private).
+``summary.csv``). The merge refuses to mix protocols, ``--lite`` runs with full runs (or lite runs of
+different sizes), duplicate (encoder, task, track) rows, and tasks whose weight or version differ between
+inputs. Averages come from :func:`xbench.scoring.scores.aggregate` (public = not private).
 """
 
 from __future__ import annotations
@@ -105,6 +105,15 @@ def merge(frames: Sequence[pd.DataFrame], protocol: str | None = None, common_ta
         raise LeaderboardError(
             f"refusing to merge results of different protocols ({who}). Scores are only comparable under "
             "one protocol: rerun with `xbench run --protocol ...`, or pick one with --protocol"
+        )
+    if long.lite.nunique() > 1:
+        who = "; ".join(
+            f"{'full' if n == 0 else f'lite {n}'}: {', '.join(sorted(long[long.lite == n].encoder.unique()))}"
+            for n in sorted(long.lite.unique())
+        )
+        raise LeaderboardError(
+            f"refusing to merge --lite runs with full runs or other lite sizes ({who}): a subset's scores are not "
+            "comparable with the full task's; pass the lite-N folder or the full run's folders alone"
         )
     dup = long[long.duplicated(["encoder", "task", "track"], keep=False)]
     if not dup.empty:

@@ -9,7 +9,9 @@ key existed have the same layout and read as version 1):
 
 * identity of the task: ``task``, ``formal_name``, ``task_version``, ``task_fingerprint``, ``domain``,
   ``private``, ``weight`` (X-ARES ``eval_weight``), ``seed``, ``test_count``, ``protocol``;
-* the encoder: ``encoder_slug`` and ``encoder`` (its identity: class, fingerprint, rate, hop, ...);
+* the encoder: ``encoder_slug`` (the name the user gave it, ``-`` and 16 hex of its identity's fingerprint)
+  and ``encoder`` (its identity: class, fingerprint, rate, hop, ...);
+* ``lite``: N for a result of a ``--lite N`` run (at most N clips per split), absent for a full run;
 * ``tracks``: ``{"mlp" | "knn": {"metric", "raw", "score" (0–1), "ci95": [low, high], "folds", ...}}``; a
   track averaged over probe seeds (the default protocol's MLP) also has ``"seeds": {"probe_seeds",
   "raw", "score" (one per seed), "std", "min", "max" (of the per-seed scores)}`` (:class:`SeedScores`;
@@ -51,6 +53,7 @@ TABLE_COLUMNS = [
     "seed_std",
     "seed_min",
     "seed_max",
+    "lite",
 ]
 _REQUIRED = ("task", "weight", "tracks")
 _TRACK_KEYS = ("metric", "raw", "score", "ci95", "folds", "seeds")
@@ -70,6 +73,7 @@ _RECORD_KEYS = (
     "encoder_slug",
     "tracks",
     "run_settings",
+    "lite",
 )
 
 
@@ -170,6 +174,7 @@ class ResultRecord:
     encoder: dict[str, Any] = field(default_factory=dict)  # the encoder's identity
     run_settings: dict[str, Any] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)  # every other top-level key, kept as is
+    lite: int | None = None  # at most this many clips per split (--lite); None: the full task
 
     def to_dict(self) -> dict[str, Any]:
         """The result JSON (format version :data:`FORMAT_VERSION`)."""
@@ -192,6 +197,8 @@ class ResultRecord:
         }
         if self.run_settings is not None:
             out["run_settings"] = self.run_settings
+        if self.lite:
+            out["lite"] = self.lite
         return out
 
     @classmethod
@@ -230,6 +237,7 @@ class ResultRecord:
                 encoder=identity,
                 run_settings=obj.get("run_settings"),
                 provenance={k: v for k, v in obj.items() if k not in _RECORD_KEYS},
+                lite=int(obj["lite"]) if obj.get("lite") else None,
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise RecordFormatError(f"{where}: invalid result record ({type(exc).__name__}: {exc})") from exc
@@ -259,6 +267,7 @@ class ResultRecord:
                 "protocol": self.protocol,
                 "task_version": self.task_version,
                 **_seed_columns(t.seeds),
+                "lite": self.lite or 0,
             }
             for name, t in sorted(self.tracks.items())
         ]

@@ -33,6 +33,7 @@ _DEFAULTS: dict[str, Any] = {
     "seed_std": float("nan"),
     "seed_min": float("nan"),
     "seed_max": float("nan"),
+    "lite": 0,  # a --lite N run's N; 0: the full task
 }
 
 
@@ -64,6 +65,7 @@ def complete(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("test_count", "probe_seeds"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
     frame["task_version"] = pd.to_numeric(frame.task_version, errors="coerce").fillna(1).astype(int)
+    frame["lite"] = pd.to_numeric(frame.lite, errors="coerce").fillna(0).astype(int)
     rank = {e: i for i, e in enumerate(dict.fromkeys(frame.encoder))}
     frame["_rank"] = frame.encoder.map(rank)
     frame = frame.sort_values(["_rank", "task", "track"], kind="stable")
