@@ -230,6 +230,26 @@ def kaldi_window(
     raise ValueError(f"window_type must be one of {_WINDOW_TYPES}, got {window_type!r}")
 
 
+@functools.lru_cache(maxsize=32)
+def _fbank_constants(
+    window_type: str,
+    window_size: int,
+    blackman_coeff: float,
+    num_bins: int,
+    padded_size: int,
+    sample_freq: float,
+    low_freq: float,
+    high_freq: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The analysis window and the transposed mel banks (a zero row for the Nyquist bin) of one fbank setting,
+    built once per dtype and device instead of at every call (never modified by the caller)."""
+    window = kaldi_window(window_type, window_size, blackman_coeff, dtype).to(device)
+    banks = kaldi_mel_banks(num_bins, padded_size, sample_freq, low_freq, high_freq)
+    return window, torch.nn.functional.pad(banks, (0, 1)).to(device=device, dtype=dtype).T
+
+
 def kaldi_frames(wave: torch.Tensor, window_size: int, window_shift: int, snip_edges: bool) -> torch.Tensor:
     """Cut ``[..., W]`` into Kaldi frames ``[..., m, window_size]``.
 
@@ -313,7 +333,11 @@ def kaldi_fbank(
     if preemphasis_coefficient != 0.0:
         previous = torch.cat((frames[..., :1], frames[..., :-1]), dim=-1)
         frames = frames - preemphasis_coefficient * previous
-    frames = frames * kaldi_window(window_type, window_size, blackman_coeff, dtype).to(frames.device)
+    window, banks_t = _fbank_constants(
+        window_type, window_size, blackman_coeff, num_mel_bins, padded_size, sample_frequency, low_freq, high_freq,
+        dtype, frames.device,
+    )  # fmt: skip
+    frames = frames * window
     if padded_size != window_size:
         frames = torch.nn.functional.pad(frames, (0, padded_size - window_size))
     if energy is None:
@@ -321,9 +345,7 @@ def kaldi_fbank(
     spectrum = torch.fft.rfft(frames).abs()
     if use_power:
         spectrum = spectrum.pow(2.0)
-    banks = kaldi_mel_banks(num_mel_bins, padded_size, sample_frequency, low_freq, high_freq)
-    banks = torch.nn.functional.pad(banks, (0, 1)).to(device=frames.device, dtype=dtype)
-    mel = torch.matmul(spectrum, banks.T)
+    mel = torch.matmul(spectrum, banks_t)
     if use_log_fbank:
         mel = torch.maximum(mel, eps).log()
     if use_energy:

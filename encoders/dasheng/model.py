@@ -242,7 +242,7 @@ class DashengModel(nn.Module):
         chunk = self.config.chunk_tokens
         mask = None
         if lengths is not None:
-            valid = (lengths // (self.config.hop_size * self.config.patch_stride[1])).long()
+            valid = (lengths.to(x.device) // (self.config.hop_size * self.config.patch_stride[1])).long()
             mask = torch.arange(x.shape[-1], device=x.device)[None, :] >= valid[:, None]
         outputs = []
         for start in range(0, x.shape[-1], chunk):

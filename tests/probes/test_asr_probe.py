@@ -267,3 +267,48 @@ def test_evaluate_asr_task_xares_protocol(tmp_path, decoder_dir):
     assert probe["validation"] == "teacher_forced" and probe["valid_max_utterances"] is None
     assert probe["decoding"]["repetition_penalty"] == 1.1
     assert frame.score.iloc[0] > 0.1, probe["examples"]
+
+
+def test_the_lm_head_sees_only_labelled_positions_and_the_loss_is_the_decoders(decoder):
+    """The loss applies the LM head at the positions whose next token is labelled (never the audio frames) and
+    equals the decoder's own ``labels=`` loss; teacher forcing reads the transcript's positions only."""
+    model, tok, _ = decoder
+    probe = ap.AsrProbe(model, tok, 16, ap.AsrConfig())
+    data = _features(3, 3)
+    rows = []
+    head = model.get_output_embeddings()
+    hook = head.register_forward_hook(lambda m, args, out: rows.append(out.reshape(-1, out.shape[-1]).shape[0]))
+    try:
+        loss = probe.loss(data.frames, data.texts)
+    finally:
+        hook.remove()
+    embeds, mask, labels, audio = probe._sequences(data.frames, data.texts)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    reference = model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, labels=labels)
+    assert rows == [int((labels[:, 1:] != -100).sum())] and rows[0] == int(mask.sum()) - sum(audio)  # text only
+    assert torch.allclose(loss, reference.loss, atol=1e-5), (loss, reference.loss)
+    full = reference.logits.argmax(-1)
+    expected = []
+    for i, (n_audio, text) in enumerate(zip(audio, data.texts, strict=True)):
+        tokens = full[i, n_audio : int(mask[i].sum())].tolist()
+        expected.append(tok.decode(tokens, skip_special_tokens=True)[: len(text)])
+    assert probe.teacher_forced(data.frames, data.texts) == expected
+
+
+def test_half_linear_weights_convert_once_and_compute_what_autocast_did(decoder_dir):
+    model, tok, _ = ap.load_decoder(str(decoder_dir))
+    embeds = torch.randn(2, 7, model.config.hidden_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        before = model(inputs_embeds=embeds).logits.float()
+    table = model.get_input_embeddings().weight.detach().clone()
+    ap.half_linear_weights(model, torch.bfloat16)
+    ap.half_linear_weights(model, torch.bfloat16)  # idempotent
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    head = model.get_output_embeddings()
+    assert head.weight is not model.get_input_embeddings().weight  # untied: the embeddings stay float32
+    assert torch.equal(model.get_input_embeddings().weight, table) and table.dtype == torch.float32
+    assert not any(p.requires_grad for p in model.parameters())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        after = model(inputs_embeds=embeds).logits.float()
+    torch.testing.assert_close(after, before, rtol=0, atol=0)  # the very products autocast computed

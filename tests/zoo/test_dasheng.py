@@ -257,3 +257,12 @@ def test_mae_train_steps_lower_the_loss_and_weights_load_into_the_zoo_wrapper(tm
         assert torch.equal(enc(x), mae.encoder.eval()(x))
     with pytest.raises(ValueError, match="at most"):
         mae(torch.zeros(1, 16000 * 3))
+
+
+def test_the_padding_mask_follows_the_tokens_device_when_lengths_stay_on_the_cpu():
+    """``lengths`` on the CPU and the model elsewhere (``meta`` stands in for a GPU: mixing it with a CPU
+    tensor fails as CUDA does) give the same mask shape: the lengths move to the tokens' device."""
+    model = DashengModel(TINY).eval().to("meta")
+    spec = torch.empty(2, 1, TINY.n_mels, 64, device="meta")
+    out = model.forward_spectrogram(spec, lengths=torch.tensor([16000, 8000]))
+    assert out.device.type == "meta" and out.shape[0] == 2 and out.shape[-1] == TINY.embed_dim

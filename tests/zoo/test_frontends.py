@@ -117,3 +117,21 @@ def test_kaldi_fbank_options_match_live_torchaudio(kwargs):
     mine = kaldi_fbank(x, 40, **kwargs)[0]
     scale = 1.0 if kwargs.get("use_log_fbank", True) else float(ref.abs().max())
     assert _max_diff(mine, ref) <= TOL * scale
+
+
+def test_kaldi_fbank_builds_its_window_and_mel_banks_once_per_setting(monkeypatch):
+    """The window and the mel banks are built (and moved to the input's device) once per setting, not per call."""
+    import xbench.encoders.frontends as fe
+
+    fe._fbank_constants.cache_clear()
+    built = []
+    real_window, real_banks = fe.kaldi_window, fe.kaldi_mel_banks
+    monkeypatch.setattr(fe, "kaldi_window", lambda *a, **k: built.append("window") or real_window(*a, **k))
+    monkeypatch.setattr(fe, "kaldi_mel_banks", lambda *a, **k: built.append("banks") or real_banks(*a, **k))
+    wave = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    first = kaldi_fbank(wave, 64)
+    for _ in range(3):
+        again = kaldi_fbank(wave, 64)
+    assert built == ["window", "banks"] and torch.equal(first, again)
+    kaldi_fbank(wave, 80)  # another setting: built for it once
+    assert built == ["window", "banks"] * 2

@@ -8,6 +8,11 @@ and padding and the token ids on the text, and the decoder's causal-LM loss trai
 Each utterance is laid out contiguously and padded on the right (on the left for generation), with
 position ids counting real positions only, so an utterance's result does not depend on its batch.
 
+Only the positions whose next token is labelled go through the decoder's LM head (the loss), or the
+transcript's positions (teacher forcing): never the audio frames, whose ~150k-way logits the loss ignores.
+On CUDA with ``autocast`` the frozen decoder's linear weights are converted to float16 once
+(:func:`half_linear_weights`) instead of by autocast at every op and decoding step.
+
 Testing decodes greedily (``do_sample=False``) after ``audio + separator``; X-ARES sampled with
 ``top_k=1`` (the same thing) and ``repetition_penalty=1.1`` (an option here). Model selection, per
 ``validation``: ``"greedy"`` decodes up to ``valid_max_utterances`` validation utterances and keeps the
@@ -144,11 +149,30 @@ def _pad_rows(rows: Sequence[torch.Tensor], value: float, left: bool = False) ->
     return out
 
 
+def _autocast(config: AsrConfig) -> bool:
+    return str(config.device).startswith("cuda") and config.autocast
+
+
+def half_linear_weights(decoder: torch.nn.Module, dtype: torch.dtype = torch.float16) -> None:
+    """Convert the frozen ``decoder``'s linear layers to ``dtype`` once, as autocast would at every call (the
+    same products); an LM head tied to the input embeddings gets its own copy, the embeddings stay as they
+    are. Idempotent."""
+    head = decoder.get_output_embeddings()
+    embeddings = decoder.get_input_embeddings()
+    if head is not None and head.weight is embeddings.weight:
+        head.weight = torch.nn.Parameter(head.weight.detach().to(dtype), requires_grad=False)
+    for module in decoder.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(dtype)
+
+
 class AsrProbe(torch.nn.Module):
     """The trainable adapter; the frozen decoder and tokenizer are held outside the state dict."""
 
     def __init__(self, decoder: Any, tokenizer: Any, dim: int, config: AsrConfig) -> None:
         super().__init__()
+        if _autocast(config):
+            half_linear_weights(decoder)
         cfg = decoder.config
         hidden = config.adapter_hidden or cfg.intermediate_size
         self.adapter = SwiGLUAdapter(dim, hidden, cfg.hidden_size)
@@ -164,9 +188,18 @@ class AsrProbe(torch.nn.Module):
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _run(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        on_cuda = str(self.config.device).startswith("cuda")
-        with torch.autocast("cuda", dtype=torch.float16, enabled=on_cuda and self.config.autocast):
+        with torch.autocast("cuda", dtype=torch.float16, enabled=_autocast(self.config)):
             return fn(**kwargs)
+
+    def _hidden(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The decoder's last hidden states ``[B, L, H]`` (before the LM head)."""
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        out = self._run(self.decoder.base_model, inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
+        return out.last_hidden_state
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head on the selected hidden states ``[N, H]``: float32 logits ``[N, vocab]``."""
+        return self._run(self.decoder.get_output_embeddings(), input=hidden).float()
 
     def _audio(self, frames: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         device = self.config.device
@@ -190,25 +223,28 @@ class AsrProbe(torch.nn.Module):
         return _pad_rows(rows, 0.0), mask, _pad_rows(labels, -100), [len(a) for a in audio]
 
     def loss(self, frames: Sequence[torch.Tensor], texts: Sequence[str]) -> torch.Tensor:
-        """The decoder's causal-LM loss on the transcripts (sep and eos included, as X-ARES)."""
+        """The decoder's causal-LM loss on the transcripts (sep and eos included, as X-ARES): the mean cross
+        entropy of every labelled token given what precedes it, as ``decoder(..., labels=labels).loss``, with
+        the LM head applied at those positions only."""
         embeds, mask, labels, _ = self._sequences(frames, texts)
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        out = self._run(self.decoder, inputs_embeds=embeds, attention_mask=mask, position_ids=positions, labels=labels)
-        return out.loss
+        hidden = self._hidden(embeds, mask)
+        targets = labels[:, 1:]
+        labelled = targets != -100  # position t predicts token t + 1
+        return torch.nn.functional.cross_entropy(self._logits(hidden[:, :-1][labelled]), targets[labelled])
 
     @torch.no_grad()
     def teacher_forced(self, frames: Sequence[torch.Tensor], texts: Sequence[str]) -> list[str]:
         """X-ARES's validation proxy: argmax next tokens given the reference, cut to its character count."""
         embeds, mask, _, audio_lengths = self._sequences(frames, texts)
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        logits = self._run(self.decoder, inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits
-        preds = logits.argmax(-1)
-        out = []
-        for i, (n_audio, text) in enumerate(zip(audio_lengths, texts, strict=True)):
-            n_text = int(mask[i].sum()) - n_audio
-            tokens = preds[i, n_audio : n_audio + n_text].tolist()
-            out.append(self.tokenizer.decode(tokens, skip_special_tokens=True)[: len(text)])
-        return out
+        hidden = self._hidden(embeds, mask)
+        text = mask.bool().clone()
+        for i, n_audio in enumerate(audio_lengths):
+            text[i, :n_audio] = False  # the transcript's positions only
+        preds = self._logits(hidden[text]).argmax(-1).split(text.sum(1).tolist())
+        return [
+            self.tokenizer.decode(tokens.tolist(), skip_special_tokens=True)[: len(ref)]
+            for tokens, ref in zip(preds, texts, strict=True)
+        ]
 
     @torch.no_grad()
     def transcribe(self, frames: Sequence[torch.Tensor], max_new_tokens: int, repetition_penalty: float) -> list[str]:

@@ -94,6 +94,14 @@ class _Best:
         return (epochs, values) if self.per_head else (epochs[0], values[0])
 
 
+def _mean_loss(losses: list[torch.Tensor], counts: list[int]) -> float:
+    """The epoch's item-weighted mean loss, read from the device in one transfer."""
+    if not losses:
+        return 0.0
+    values = torch.stack(losses).to("cpu", torch.float64).tolist()
+    return sum(value * n for value, n in zip(values, counts, strict=True)) / max(sum(counts), 1)
+
+
 def train_loop(
     what: str,
     train: Sized,
@@ -126,15 +134,15 @@ def train_loop(
         for group in opt.param_groups:
             group["lr"] = cosine_lr(config.learning_rate, epoch, config.epochs)
         model.train()
-        total, count = 0.0, 0
+        losses, counts = [], []
         for batch in batches(gen):
             batch_loss, n = loss(model, batch)
             opt.zero_grad(set_to_none=True)
             batch_loss.backward()
             opt.step()
-            total += float(batch_loss.detach()) * n
-            count += n
-        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(count, 1)}
+            losses.append(batch_loss.detach())  # read once per epoch: no device-to-host wait per step
+            counts.append(n)
+        record = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": _mean_loss(losses, counts)}
         if (epoch + 1) % config.valid_every == 0:
             score = validate(model)
             record["valid"] = score
