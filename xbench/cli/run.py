@@ -38,6 +38,11 @@ def register(subparsers: Any) -> None:
     )
     add_tasks_dir(run)
     run.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="skip (warning each) the tasks whose data is missing; --suite all otherwise lists them all and stops",
+    )
+    run.add_argument(
         "--lite",
         type=int,
         default=None,
@@ -142,12 +147,42 @@ def _tasks(args: argparse.Namespace) -> list[Any]:
 
     with user_errors(LookupError, SuiteError, TaskConfigError):
         if args.tasks:
-            return [get_task(name, args.tasks_dir) for name in args.tasks]
-        if args.suite in SUITES:
-            return suite_tasks(args.suite, args.tasks_dir, args.data_root)
-        if args.suite == "all":
-            return [t for t in load_tasks(args.tasks_dir).values() if not t.disabled]
-    raise CliError(f"unknown suite {args.suite!r}; choose from {', '.join(SUITES)} or 'all'")
+            tasks = [get_task(name, args.tasks_dir) for name in args.tasks]
+        elif args.suite in SUITES:
+            tasks = suite_tasks(args.suite, args.tasks_dir, args.data_root)
+        elif args.suite == "all":
+            tasks = [t for t in load_tasks(args.tasks_dir).values() if not t.disabled]
+        else:
+            raise CliError(f"unknown suite {args.suite!r}; choose from {', '.join(SUITES)} or 'all'")
+    return _with_data(tasks, args) if args.suite == "all" or args.skip_missing else tasks
+
+
+def _with_data(tasks: list[Any], args: argparse.Namespace) -> list[Any]:
+    """The tasks whose shards are all present. The others are named all at once (private ones included): one
+    error, or with ``--skip-missing`` one warning each, and the run goes on without them."""
+    import logging
+
+    from xbench.core.paths import task_audio_dir
+    from xbench.taskspec.listing import data_status
+
+    missing = {t.name: status for t in tasks if (status := data_status(t, args.data_root)) != "yes"}
+    if not missing:
+        return tasks
+    named = [
+        f"{t.name} ({missing[t.name]}{', private' if t.private else ''}: {task_audio_dir(t, args.data_root)})"
+        for t in tasks
+        if t.name in missing
+    ]
+    present = [t for t in tasks if t.name not in missing]
+    if not args.skip_missing or not present:
+        remedy = "pass --skip-missing to run the others" if present else "no task has its data"
+        raise CliError(
+            f"data missing for {len(missing)} of {len(tasks)} task(s): {'; '.join(named)}. Fetch public tasks with "
+            f"`xbench download NAME...` and place private ones in their folder; or {remedy}"
+        )
+    for line in named:
+        logging.getLogger(__name__).warning("skipping task %s: its data is missing", line)
+    return present
 
 
 def _submit(args: argparse.Namespace, encoder: Any, tasks: list[Any], opts: Any) -> Any:
