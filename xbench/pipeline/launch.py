@@ -181,8 +181,11 @@ class StageJob:
         self.encoder, self.tasks, self.options = encoder, list(tasks), options
 
     def __call__(self) -> Any:
+        import logging
+
         from xbench.pipeline.run import evaluate
 
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # per task
         _one_gpu_per_task()
         frame = evaluate(self.encoder, self.tasks, self.options)
         return None if self.options.stage == "embed" else frame

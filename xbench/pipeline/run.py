@@ -135,10 +135,11 @@ def _probe_seeds_option(value: Any, protocol: str) -> int | tuple[int, ...] | No
     return value
 
 
-def _bar(total: int, desc: str, show: bool) -> Any:
+def _bar(total: int | None, desc: str, show: bool, unit: str = "clip") -> Any:
+    """A progress bar with a total and an ETA on a terminal; quiet when not on one (logs get a line per task)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="clip", disable=not show, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, disable=None if show else True, leave=False, dynamic_ncols=True)
 
 
 class TaskRunner:
@@ -153,6 +154,7 @@ class TaskRunner:
         self.unit_root = root / "embeddings" / folder / f"{task.name}-v{task.version}-{task.fingerprint()[:12]}"
         self.unit_root = self.unit_root / opts.protocol
         self.predictions: tuple[Any, ...] | None = None  # for `xbench compare`
+        self.samples: dict[Path, int] = {}  # samples per unit, counted by the label check
 
     def units(self) -> list[EmbedUnit]:
         """The task's embed units, once every split's labels pass (read from the shards' json members alone,
@@ -163,7 +165,7 @@ class TaskRunner:
             self.task, audio_dir, self.unit_root, self.identity, opts.protocol, opts.cache_dtype, opts.max_padding
         )
         for unit in units:
-            check_labels(self.task, unit.split, unit.shards)
+            self.samples[unit.path] = check_labels(self.task, unit.split, unit.shards)
         return units
 
     def embed(self, units: list[EmbedUnit]) -> float:
@@ -185,10 +187,22 @@ class TaskRunner:
             max_padding=opts.max_padding,
         )
         done = (lambda unit: False) if always else EmbedUnit.done
-        with _bar(0, f"embed {self.task.name}", opts.show_progress) as bar:  # closed (line cleared) on errors too
+        # the bar's total: the samples the label check counted (crops are counted only once decoded)
+        total = sum(self.samples.get(u.path, 0) for u in todo) if self.task.crop_length is None else None
+        embedded, seconds = [], 0.0
+        with _bar(total, f"embed {self.task.name}", opts.show_progress) as bar:  # closed (line cleared) on errors too
             for unit in take_units(todo, done, opts.claims):
-                embed_unit(self.encoder.get(), unit, settings, bar)
-        return time.perf_counter() - start
+                enc = self.encoder.get()
+                stats = embed_unit(enc, unit, settings, bar)
+                embedded.append(stats.clips)
+                seconds += stats.real_samples / enc.sampling_rate
+                bar.set_postfix_str(f"{seconds:.0f} s of audio", refresh=False)
+        elapsed = time.perf_counter() - start
+        log.info(
+            "task %s: embedded %d of %d unit(s) here (%d clips, %.0f s of audio) in %.1f s",
+            self.task.name, len(embedded), len(todo), sum(embedded), seconds, elapsed,
+        )  # fmt: skip
+        return elapsed
 
     def load(self, units: list[EmbedUnit]) -> dict[str, EmbeddedUnit]:
         by_split: dict[str, list[EmbeddedUnit]] = {}
@@ -408,25 +422,33 @@ def _evaluate(encoder: Any, tasks: list[TaskConfig], opts: RunOptions, group: An
     # stage 2: score from the cache alone; with an output folder, under the result's claim
     if out_dir is not None:
         clean_orphans(out_dir / slug / opts.protocol)
-    for runner, units, embed_s in pending:
-        settings = run_settings(runner.task, slug, opts)
-        path = result_path(out_dir, slug, runner.task, opts.protocol) if out_dir is not None else None
-        claim = hold(path.with_name(path.stem + ".claim"), opts.claims, path.name) if path else nullcontext()
-        with claim:
-            result = saved_result(path, runner.task, settings, opts, warn=False)  # another run's, committed meanwhile
-            if result is None:
-                missing = [u for u in units if not u.done()]
-                if missing:
-                    raise MissingEmbeddingsError(
-                        f"task {runner.task.name}: {len(missing)} of {len(units)} embed units are not in the cache "
-                        f"(first: {missing[0].path}); run the embed stage first (--stage embed or all)"
-                    )
-                result = runner.score(units, embed_s)
-                result.run_settings = settings
-                result.lite = opts.lite
-                if path is not None:
-                    write_result(path, result, runner)
-        saved[runner.task.name] = result
+    with _bar(len(pending), "score", opts.show_progress, unit="task") as scoring:
+        for runner, units, embed_s in pending:
+            scoring.set_postfix_str(runner.task.name, refresh=False)
+            settings = run_settings(runner.task, slug, opts)
+            path = result_path(out_dir, slug, runner.task, opts.protocol) if out_dir is not None else None
+            claim = hold(path.with_name(path.stem + ".claim"), opts.claims, path.name) if path else nullcontext()
+            with claim:
+                result = saved_result(path, runner.task, settings, opts, warn=False)  # another run committed it?
+                if result is None:
+                    missing = [u for u in units if not u.done()]
+                    if missing:
+                        raise MissingEmbeddingsError(
+                            f"task {runner.task.name}: {len(missing)} of {len(units)} embed units are not in the "
+                            f"cache (first: {missing[0].path}); run the embed stage first (--stage embed or all)"
+                        )
+                    result = runner.score(units, embed_s)
+                    log.info(
+                        "task %s: %s (scored in %.1f s)", runner.task.name,
+                        ", ".join(f"{name} {t.score:.3f}" for name, t in result.tracks.items()) or "no tracks",
+                        result.provenance["timings"]["score_s"],
+                    )  # fmt: skip
+                    result.run_settings = settings
+                    result.lite = opts.lite
+                    if path is not None:
+                        write_result(path, result, runner)
+            saved[runner.task.name] = result
+            scoring.update(1)
 
     records = [saved[task.name] for task in tasks]
     frame = table(records)
