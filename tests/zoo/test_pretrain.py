@@ -126,7 +126,7 @@ def test_builtin_recipes_resolve_and_config_overrides_are_checked(tmp_path):
     override = tmp_path / "override.yaml"
     override.write_text("train:\n  lr: 0.01\ndata:\n  batch_size: 2\n")
     recipe = load_recipe("dasheng-tiny", override, {"steps": 7})
-    assert (recipe.train.lr, recipe.train.warmup_steps, recipe.data.batch_size, recipe.steps) == (0.01, 100, 2, 7)
+    assert (recipe.train.lr, recipe.train.warmup_steps, recipe.data.batch_size, recipe.steps) == (0.01, 200, 2, 7)
     override.write_text("train:\n  learning_rate: 0.01\n")
     with pytest.raises(RecipeError, match="unknown field 'learning_rate'"):
         load_recipe("dasheng-tiny", override)
@@ -135,7 +135,7 @@ def test_builtin_recipes_resolve_and_config_overrides_are_checked(tmp_path):
     with pytest.raises(RecipeError, match="unknown recipe 'dasheng-huge'"):
         load_recipe("dasheng-huge")
     with pytest.raises(RecipeError, match="position table"):
-        load_recipe("dasheng-tiny", None, {"data": {"crop_seconds": 5.0}}).stages()
+        load_recipe("dasheng-tiny", None, {"data": {"crop_seconds": 1.5}}).stages()
 
 
 # --- the loop -----------------------------------------------------------------------------------------------
