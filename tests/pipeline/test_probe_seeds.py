@@ -138,3 +138,31 @@ def test_cli_refuses_bad_probe_seeds(extra):
     )
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and "probe seeds" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("n_seeds", [1, 4])
+def test_accuracy_interval_computed_at_once_equals_the_per_round_bootstrap(n_seeds):
+    """The scorer's all-rounds accuracy interval against bootstrap_interval's round-by-round one (two folds)."""
+    import torch
+
+    from xbench.pipeline.scorers import _accuracy_interval
+    from xbench.probes.linear import ProbeData
+    from xbench.scoring.scores import bootstrap_interval, seed_resampled
+
+    rng = np.random.default_rng(n_seeds)
+    tests, correct = {}, {}
+    for fold, n in (("1", 37), ("2", 50)):
+        targets = rng.integers(0, 3, n)
+        outputs = [rng.random((n, 3)) for _ in range(n_seeds)]
+        tests[fold] = (outputs, ProbeData(torch.zeros(n, 2), torch.from_numpy(targets)))
+        correct[fold] = [(o.argmax(-1) == targets).astype(float) for o in outputs]
+    sizes = {fold: len(c[0]) for fold, c in correct.items()}
+
+    full = {f: [c.mean() for c in per_seed] for f, per_seed in correct.items()}
+
+    def per_round(draw, seeds=np.zeros(1, dtype=int)):
+        rounds = [seed_resampled(lambda s, f=f, i=i: correct[f][s][i].mean(), full[f], seeds) for f, i in draw.items()]
+        return float(np.mean(rounds))
+
+    want = bootstrap_interval(per_round, sizes, 400, 7, n_seeds=n_seeds if n_seeds > 1 else None)
+    assert _accuracy_interval(tests, 400, 7) == pytest.approx(want, abs=1e-12)

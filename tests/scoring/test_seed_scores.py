@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xbench.scoring.record import FORMAT_VERSION, TABLE_COLUMNS, ResultRecord, SeedScores, TrackScore
-from xbench.scoring.scores import bootstrap_interval, seed_mean, spread
+from xbench.scoring.scores import bootstrap_interval, seed_resampled, spread
 from xbench.scoring.table import table
 
 
@@ -15,8 +15,12 @@ def test_seed_draws_leave_the_item_draws_unchanged():
     items_only = bootstrap_interval(lambda idx: correct[idx].mean(), 300, rounds=200, seed=4)
     with_seeds = bootstrap_interval(lambda idx, seeds: correct[idx].mean(), 300, rounds=200, seed=4, n_seeds=5)
     assert with_seeds == items_only
-    # one seed: the same interval as a single probe's
-    one = bootstrap_interval(lambda idx, seeds: seed_mean(lambda s: correct[idx].mean(), seeds), 300, 200, 4, n_seeds=1)
+    # one seed: exactly the single probe's interval
+    full = [correct.mean()]
+    def one_seed(idx, seeds):
+        return seed_resampled(lambda s: correct[idx].mean(), full, seeds)
+
+    one = bootstrap_interval(one_seed, 300, rounds=200, seed=4, n_seeds=1)
     assert one == items_only
 
 
@@ -28,28 +32,30 @@ def test_seed_resampling_matches_the_hand_computed_distribution():
     <= P(d <= -2) = 0.111 and P(d <= 1) = 0.889 < 97.5 % <= P(d <= 2) = 0.978: (-0.4, 0.4).
     """
     per_seed = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
-    lo, hi = bootstrap_interval(lambda idx, seeds: seed_mean(lambda s: per_seed[s], seeds), 50, 4000, 1, n_seeds=5)
-    assert (lo, hi) == (0.0, 0.6)
+
+    def score(seeds):  # the seeds score the same on every item: only the seed part varies
+        return seed_resampled(lambda s: per_seed[s], per_seed, seeds)
+
+    lo, hi = bootstrap_interval(lambda idx, seeds: score(seeds), 50, 4000, 1, n_seeds=5)
+    assert (lo, hi) == (pytest.approx(0.0), pytest.approx(0.6))
     # two groups drawn on their own
     lo, hi = bootstrap_interval(
-        lambda idx, seeds: seed_mean(lambda s: per_seed[s], seeds["b"]) - seed_mean(lambda s: per_seed[s], seeds["a"]),
-        50,
-        4000,
-        1,
-        n_seeds={"a": 5, "b": 5},
+        lambda idx, seeds: score(seeds["b"]) - score(seeds["a"]), 50, 4000, 1, n_seeds={"a": 5, "b": 5}
     )
     assert (lo, hi) == (pytest.approx(-0.4), pytest.approx(0.4))
 
 
-def test_seed_mean_counts_repeats_and_computes_each_seed_once():
+def test_a_round_takes_the_first_seeds_items_and_the_drawn_seeds_mean():
+    """One metric evaluation per round: seed 2's value on the items, moved by mean(full[2, 0, 0]) − full[2]."""
     calls = []
 
-    def value(s):
+    def on_items(s):
         calls.append(s)
-        return [1.0, 2.0, 10.0][s]
+        return [0.5, 0.6, 0.9][s]
 
-    assert seed_mean(value, np.array([0, 0, 2])) == pytest.approx((1.0 + 1.0 + 10.0) / 3)
-    assert sorted(calls) == [0, 2]
+    full = [0.55, 0.65, 0.8]
+    assert seed_resampled(on_items, full, np.array([2, 0, 0])) == pytest.approx(0.9 + (0.8 + 0.55 + 0.55) / 3 - 0.8)
+    assert calls == [2]
 
 
 def test_spread_is_sample_std_min_max():

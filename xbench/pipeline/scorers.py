@@ -37,7 +37,7 @@ from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets,
 from xbench.probes.multiseed import DEFAULT_PROBE_SEEDS, probe_seeds, train_probes
 from xbench.probes.xares_recipe import XaresRecipe, encoded_shard_sizes
 from xbench.scoring.metrics import CLIP_METRICS, METRICS, accuracy
-from xbench.scoring.scores import bootstrap_interval, seed_mean
+from xbench.scoring.scores import bootstrap_draws, bootstrap_interval, percentile_interval, seed_resampled
 from xbench.taskspec.config import TaskConfig
 
 if TYPE_CHECKING:
@@ -240,18 +240,22 @@ PerSeed = dict[str, tuple[list[Any], ProbeData]]
 
 
 def _accuracy_interval(tests: PerSeed, rounds: int, seed: int) -> tuple[float, float]:
-    """Bootstrap of accuracy from per-item correctness ``[seeds, items]`` (the same draws as :func:`_interval`)."""
+    """:func:`_interval` of accuracy, every round at once from per-item correctness ``[seeds, items]``."""
     correct = {
-        fold: np.stack([np.asarray(o).argmax(axis=-1) == data.targets.numpy() for o in outputs]).astype(np.float64)
+        fold: np.stack([np.asarray(o).argmax(axis=-1) == data.targets.numpy() for o in outputs])
         for fold, (outputs, data) in tests.items()
     }
-    sizes = {fold: c.shape[1] for fold, c in correct.items()}
     n_seeds = len(next(iter(correct.values())))
-
-    def resampled(draw: dict[str, np.ndarray], seeds: np.ndarray) -> float:
-        return float(np.mean([correct[fold][seeds[:, None], idx].mean() for fold, idx in draw.items()]))
-
-    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed, n_seeds=n_seeds)
+    sizes = {fold: c.shape[1] for fold, c in correct.items()}
+    draws = bootstrap_draws(sizes, rounds, seed, n_seeds if n_seeds > 1 else None)
+    seeds = np.stack([s for _, s in draws]) if n_seeds > 1 else np.zeros((rounds, 1), dtype=np.int64)  # [R, S]
+    first = seeds[:, 0]
+    values = np.zeros(rounds)
+    for fold, c in correct.items():  # seed_resampled, vectorised over the rounds
+        idx = np.stack([d[fold] for d, _ in draws])  # [R, n]
+        full = c.mean(axis=1)  # [S]: each seed's accuracy on all items
+        values += c[first[:, None], idx].mean(axis=1) + (full[seeds].mean(axis=1) - full[first])
+    return percentile_interval(values / len(correct))
 
 
 def _on_items(fn: Any, outputs: list[Any], data: ProbeData, idx: np.ndarray) -> Callable[[int], float]:
@@ -260,15 +264,20 @@ def _on_items(fn: Any, outputs: list[Any], data: ProbeData, idx: np.ndarray) -> 
     return lambda s: fn([outputs[s][i] for i in idx] if isinstance(outputs[s], list) else outputs[s][idx], subset)
 
 
-def _interval(tests: PerSeed, fn: Any, rounds: int, seed: int) -> tuple[float, float]:
-    """Two-level bootstrap of ``fn(outputs, data)``: test items within each fold, and the probe seeds."""
+def _interval(tests: PerSeed, fn: Any, rounds: int, seed: int, full: dict[str, list[float]]) -> tuple[float, float]:
+    """Bootstrap of ``fn(outputs, data)`` over the test items within each fold and the probe seeds.
+
+    ``full``: {fold: each seed's metric on all the fold's items}; a round is :func:`seed_resampled`.
+    """
     sizes = {fold: len(data) for fold, (_, data) in tests.items()}
     n_seeds = len(next(iter(tests.values()))[0])
 
-    def resampled(draw: dict[str, np.ndarray], seeds: np.ndarray) -> float:
-        return float(np.mean([seed_mean(_on_items(fn, *tests[fold], idx), seeds) for fold, idx in draw.items()]))
+    def resampled(draw: dict[str, np.ndarray], seeds: np.ndarray = np.zeros(1, dtype=np.int64)) -> float:
+        return float(
+            np.mean([seed_resampled(_on_items(fn, *tests[f], idx), full[f], seeds) for f, idx in draw.items()])
+        )
 
-    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed, n_seeds=n_seeds)
+    return bootstrap_interval(resampled, sizes, rounds=rounds, seed=seed, n_seeds=n_seeds if n_seeds > 1 else None)
 
 
 def _xares_recipe(inp: ScoreInput, index: int) -> XaresRecipe | None:
@@ -324,7 +333,7 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
         if track == "knn" or task.metric == "accuracy":
             lo, hi = _accuracy_interval(tests, rounds, task.seed)
         else:
-            lo, hi = _interval(tests, metric, rounds, task.seed)
+            lo, hi = _interval(tests, metric, rounds, task.seed, dict(zip(tests, folds, strict=True)))
         norm = task.normalised_score if track == "mlp" else (lambda r: float(r))
         tracks[track] = {
             "metric": task.metric if track == "mlp" else "accuracy",

@@ -53,7 +53,7 @@ import numpy as np
 from xbench.core.atomic_io import atomic_writer
 from xbench.scoring.metrics import CLIP_METRICS, get_metric, segment_f1
 from xbench.scoring.record import RecordFormatError, ResultRecord, is_result, read_json
-from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, seed_mean, weighted_average
+from xbench.scoring.scores import ScoredTask, bootstrap_interval, normalise, seed_resampled, weighted_average
 
 FORMAT = "xbench-predictions/2"
 READS = ("xbench-predictions/1", FORMAT)
@@ -221,9 +221,12 @@ class Predictions:
             raise CompareError(f"{self.path}: metric {name!r} cannot be recomputed from predictions")
         return fn(a[f"{track}_scores"][seed, rows], a["targets"][rows])
 
-    def seed_metric(self, track: str, rows: np.ndarray, seeds: np.ndarray) -> float:
-        """The mean of :meth:`metric` over drawn seed indices (repeats counted)."""
-        return seed_mean(lambda s: self.metric(track, rows, s), seeds)
+    def seed_metric(self, track: str, rows: np.ndarray, seeds: np.ndarray, full: Sequence[float]) -> float:
+        """A bootstrap round's score over drawn seeds (:func:`xbench.scoring.scores.seed_resampled`).
+
+        ``rows``: the round's drawn rows of one fold; ``full``: each seed's metric on all of the fold's rows.
+        """
+        return seed_resampled(lambda s: self.metric(track, rows, s), full, seeds)
 
     def normalisation(self, track: str) -> tuple[tuple[float, float], bool]:
         """(bounds, higher_is_better) the run scored the track with: as recorded, else the metric table's."""
@@ -323,14 +326,17 @@ def paired_difference(
     paired = seeds_paired(a, b, track)
     n_seeds: int | dict[str, int] = a.n_seeds(track) if paired else {"a": a.n_seeds(track), "b": b.n_seeds(track)}
 
+    full_a = {f: [a.metric(track, rows, s) for s in range(a.n_seeds(track))] for f, rows in rows_a.items()}
+    full_b = {f: [b.metric(track, to_b[rows], s) for s in range(b.n_seeds(track))] for f, rows in rows_a.items()}
+
     def diff_on(draw: Mapping[str, np.ndarray], seeds: Any) -> float:
         seeds_a, seeds_b = (seeds, seeds) if paired else (seeds["a"], seeds["b"])
-        sa = np.mean([a.seed_metric(track, rows_a[f][idx], seeds_a) for f, idx in draw.items()])
-        sb = np.mean([b.seed_metric(track, to_b[rows_a[f][idx]], seeds_b) for f, idx in draw.items()])
+        sa = np.mean([a.seed_metric(track, rows_a[f][idx], seeds_a, full_a[f]) for f, idx in draw.items()])
+        sb = np.mean([b.seed_metric(track, to_b[rows_a[f][idx]], seeds_b, full_b[f]) for f, idx in draw.items()])
         return score(float(sb)) - score(float(sa))
 
-    every = {"a": np.arange(a.n_seeds(track)), "b": np.arange(b.n_seeds(track))}
-    point = diff_on({f: np.arange(len(r)) for f, r in rows_a.items()}, every["a"] if paired else every)
+    raw_a, raw_b = (np.mean([np.mean(v) for v in full.values()]) for full in (full_a, full_b))
+    point = score(float(raw_b)) - score(float(raw_a))  # the runs' own scores: the mean over seeds and folds
     recorded: dict[int, float] = {}
     counter = iter(range(rounds))
 
@@ -346,8 +352,8 @@ def paired_difference(
 
 
 def seeds_paired(a: Predictions, b: Predictions, track: str) -> bool:
-    """Whether two runs' track used the same probe seeds (files without seeds count as one unknown seed each)."""
-    return a.seeds(track) == b.seeds(track) and a.n_seeds(track) == b.n_seeds(track)
+    """Whether two runs' track used the same probe seeds, or one probe each (nothing to resample then)."""
+    return a.seeds(track) == b.seeds(track) or a.n_seeds(track) == b.n_seeds(track) == 1
 
 
 # --------------------------------------------------------------------------------------------------

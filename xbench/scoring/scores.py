@@ -5,7 +5,7 @@ One implementation, used by the run summary, the Python API and the leaderboard 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,31 +100,48 @@ def bootstrap_interval(
     ``n_items`` as {fold: count}: each round resamples within every fold and ``metric`` receives a
     dict {fold: indices}. Rounds where the metric is undefined (raises ValueError) are skipped.
 
-    A score that is a mean over probe seeds passes ``n_seeds``: each round then also resamples the seeds
-    with replacement and ``metric(indices, seed_indices)`` averages over the drawn seeds (see
-    :func:`seed_mean`); ``n_seeds`` as {group: count} draws each group's seeds on its own (two runs with
-    different seed sets). The seeds come from a second generator, so the item draws are the same as
-    without ``n_seeds``, and one seed gives today's single-probe interval.
+    A score that is a mean over probe seeds passes ``n_seeds``: each round then also draws that many seed
+    indices with replacement and ``metric(indices, seed_indices)`` scores the round with
+    :func:`seed_resampled`; ``n_seeds`` as {group: count} draws each group's seeds on its own (two runs
+    with different seed sets). The seeds come from a second generator, so the item draws are the same as
+    without ``n_seeds``, and with one seed the interval is the single probe's.
 
-    Why a joint (two-level) bootstrap rather than adding an item variance and a seed variance: the
-    metrics (mAP, F1, R@1) are not means over items, the two sources interact (which items a probe gets
-    wrong depends on its seed), and percentiles of the joint draws need neither additivity nor
-    normality; ``xbench compare`` applies the same item and seed draws to two runs for a paired
-    interval. Resampling ``S`` seeds understates the seed part of the variance by a factor ``(S − 1)/S``
-    (0.8 for 5 seeds); on the offline suite the test items dominate the width
-    (``benchmarks/bench_seed_coverage.py`` measures how often single-seed scores fall inside).
+    Why this split of the two sources rather than the full two-level bootstrap (every drawn seed's metric
+    on every round's items): that costs one metric evaluation per seed and round, ``S`` times a single
+    probe's bootstrap for ranking metrics (mAP, segment F1, EER) that cannot be summed over items. Here a
+    round costs one evaluation, as with one probe: its item part is one probe's (the first drawn seed's)
+    metric on the drawn items minus that probe's full-test metric, its seed part the mean of the drawn
+    seeds' full-test metrics, resampled exactly. The item part of one probe varies at least as much as
+    that of the mean over seeds (for metrics that are means over items, the variance of an average is at
+    most the average variance), so the interval errs wide; the two parts are added as independent, and
+    percentiles need no normality. ``xbench compare`` applies the same item and seed draws to two runs.
+    ``benchmarks/bench_seed_coverage.py`` measures how often single-seed scores fall inside.
     """
-    rng = np.random.default_rng(seed)
-    seed_rng = np.random.default_rng([seed, 1]) if n_seeds is not None else None
     values = []
-    for _ in range(rounds):
-        draw: Any = _draw(rng, n_items)
+    for draw, seeds in bootstrap_draws(n_items, rounds, seed, n_seeds):
         try:
-            values.append(metric(draw) if seed_rng is None else metric(draw, _draw(seed_rng, n_seeds)))
+            values.append(metric(draw) if seeds is None else metric(draw, seeds))
         except ValueError:
             continue
     if not values:
         raise ValueError("bootstrap: the metric was undefined on every resample")
+    return percentile_interval(values, alpha)
+
+
+def bootstrap_draws(
+    n_items: int | Mapping[Any, int], rounds: int, seed: int, n_seeds: int | Mapping[Any, int] | None = None
+) -> list[tuple[Any, Any]]:
+    """Every round's (item indices, seed indices or None), as :func:`bootstrap_interval` draws them.
+
+    For metrics computed for all rounds at once (accuracy from per-item correctness).
+    """
+    rng = np.random.default_rng(seed)
+    seed_rng = np.random.default_rng([seed, 1]) if n_seeds is not None else None
+    return [(_draw(rng, n_items), None if seed_rng is None else _draw(seed_rng, n_seeds)) for _ in range(rounds)]
+
+
+def percentile_interval(values: Any, alpha: float = 0.05) -> tuple[float, float]:
+    """The percentile interval ``(alpha/2, 1 − alpha/2)`` of bootstrap values."""
     lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 
@@ -136,10 +153,18 @@ def _draw(rng: np.random.Generator, sizes: Any) -> Any:
     return rng.integers(0, sizes, sizes)
 
 
-def seed_mean(value: Callable[[int], float], seed_indices: np.ndarray) -> float:
-    """Mean of ``value(s)`` over drawn seed indices, repeats counted (each distinct seed computed once)."""
-    seeds, counts = np.unique(np.asarray(seed_indices), return_counts=True)
-    return float(sum(int(c) * value(int(s)) for s, c in zip(seeds, counts, strict=True)) / counts.sum())
+def seed_resampled(on_items: Callable[[int], float], full: Sequence[float], seed_indices: np.ndarray) -> float:
+    """One bootstrap round of a score averaged over probe seeds (see :func:`bootstrap_interval`).
+
+    ``on_items(s)``: seed ``s``'s metric on the round's drawn items; ``full[s]``: its metric on all test
+    items. The first drawn seed's metric on the drawn items, moved by the drawn seeds' mean full-test
+    metric minus that seed's: ``on_items(s0) + (mean(full[seeds]) − full[s0])`` (with one seed, exactly
+    ``on_items(s0)``).
+    """
+    seeds = np.asarray(seed_indices)
+    first = int(seeds[0])
+    full = np.asarray(full, dtype=np.float64)
+    return float(on_items(first) + (full[seeds].mean() - full[first]))
 
 
 def spread(values: Iterable[float]) -> dict[str, float | None]:
