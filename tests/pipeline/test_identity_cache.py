@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,7 +38,14 @@ class WeightedEncoder(LogMelEncoder):
         super().__init__()
         with open(os.environ["XBENCH_TEST_BUILDS"], "a") as log:
             log.write("built\\n")
-        if (HERE / "scale.safetensors").exists():
+        if (HERE / "scale.bin").exists():  # read natively (no Python open) beside a config read through Python
+            import json
+
+            import numpy as np
+
+            assert json.loads((HERE / "config.json").read_text())["kind"] == "scale"
+            scale = torch.from_numpy(np.fromfile(str(HERE / "scale.bin"), dtype=np.float32))[0]
+        elif (HERE / "scale.safetensors").exists():
             from safetensors.torch import load_file
 
             scale = load_file(str(HERE / "scale.safetensors"))["scale"]
@@ -91,19 +99,26 @@ def test_a_fully_cached_rerun_does_not_build_the_encoder(setup):
     assert _builds(setup) == 1
 
 
-@pytest.mark.parametrize("change", ["weights (torch.load)", "weights (safetensors)", "encoder source"])
+@pytest.mark.parametrize(
+    "change", ["weights (torch.load)", "weights (safetensors)", "weights (native, beside a config)", "encoder source"]
+)
 def test_a_changed_weight_or_source_file_builds_again_under_a_new_key(setup, change):
     folder, root = setup[1], setup[3]
     if change == "weights (safetensors)":
         from safetensors.torch import save_file
 
         save_file({"scale": torch.tensor(2.0)}, str(folder / "scale.safetensors"))
+    elif change == "weights (native, beside a config)":
+        (folder / "config.json").write_text('{"kind": "scale"}')
+        np.array([2.0], dtype=np.float32).tofile(folder / "scale.bin")
     _run(setup)
     assert _builds(setup) == 1
     if change == "weights (torch.load)":
         torch.save(torch.tensor(3.0), folder / "scale.pt")
     elif change == "weights (safetensors)":
         save_file({"scale": torch.tensor(3.0)}, str(folder / "scale.safetensors"))
+    elif change == "weights (native, beside a config)":
+        np.array([3.0], dtype=np.float32).tofile(folder / "scale.bin")
     else:
         (folder / "weighted.py").write_text((folder / "weighted.py").read_text() + "\n# edited\n")
     _run(setup)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import json
 import os
 import re
@@ -127,6 +128,7 @@ _RECORDERS: list[set[str]] = []
 _RECORD_LOCK = threading.Lock()
 _HOOKED = False
 _SKIP_PREFIXES = ("/proc/", "/sys/", "/dev/")
+MAX_SIBLINGS = 256  # a folder with more entries is not a model folder: its other files are not stamped
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -193,33 +195,45 @@ def _regular(path: Path) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
+def _sha256(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:  # unreadable: judged by size and mtime alone
+        return None
+
+
 def stamp_files(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """``{path, size, mtime_ns, sha256}`` of each regular file of ``paths``, and of every regular file beside a
-    read file that is not Python source (the weights a loader opened natively next to the ``config.json`` it
-    read); bytecode caches and ``/proc``-like files are left out."""
-    chosen: dict[str, os.stat_result] = {}
+    """``{path, size, mtime_ns, sha256}`` of each regular file of ``paths``; and ``{path, size, mtime_ns}`` of
+    every regular file beside a read file that is not Python source, in a folder of at most
+    :data:`MAX_SIBLINGS` entries (the weights a loader opened natively next to the ``config.json`` it read).
+    Bytecode caches and ``/proc``-like files are left out."""
+    read: dict[str, os.stat_result] = {}
+    near: dict[str, os.stat_result] = {}
     for raw in paths:
         path = Path(raw).absolute()
         text = str(path)
         if text.startswith(_SKIP_PREFIXES) or "__pycache__" in path.parts or (st := _regular(path)) is None:
             continue
-        chosen[text] = st
+        read[text] = st
         if path.suffix not in (".py", ".pyi", ".pth", ".so"):
-            for sibling in path.parent.iterdir():
-                if "__pycache__" not in sibling.parts and (near := _regular(sibling)) is not None:
-                    chosen.setdefault(str(sibling.absolute()), near)
-    return [
-        {"path": p, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_file(Path(p))}
-        for p, st in sorted(chosen.items())
-    ]
+            siblings = list(itertools.islice(path.parent.iterdir(), MAX_SIBLINGS + 1))
+            for sibling in siblings if len(siblings) <= MAX_SIBLINGS else []:
+                if (found := _regular(sibling)) is not None:
+                    near[str(sibling.absolute())] = found
+    stamps = {p: {"path": p, "size": st.st_size, "mtime_ns": st.st_mtime_ns} for p, st in near.items()}
+    for p, st in read.items():
+        stamps[p] = {"path": p, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(Path(p))}
+    return [stamps[p] for p in sorted(stamps)]
 
 
 def _unchanged(stamp: dict[str, Any]) -> bool:
-    """True when the file still has the stamped size and mtime, or else still the stamped sha256."""
+    """True when the file still has the stamped size and mtime, or else still the stamped sha256 (when it has one)."""
     st = _regular(Path(stamp["path"]))
     if st is None or st.st_size != stamp["size"]:
         return False
-    return st.st_mtime_ns == stamp["mtime_ns"] or sha256_file(Path(stamp["path"])) == stamp["sha256"]
+    if st.st_mtime_ns == stamp["mtime_ns"]:
+        return True
+    return stamp.get("sha256") is not None and _sha256(Path(stamp["path"])) == stamp["sha256"]
 
 
 class IdentityCache:
