@@ -41,19 +41,22 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def plot_curve(stem: Path, rows: Sequence[dict[str, Any]], title: str) -> list[Path]:
-    """Loss (raw and a 50-step running mean) and learning rate against step: ``<stem>.svg`` and ``<stem>.png``."""
+    """Loss (raw and a moving average) and learning rate against step: ``<stem>.svg`` and ``<stem>.png``."""
     from matplotlib.figure import Figure
 
     from xbench.report.plots import save_figure
 
     steps = [int(r["step"]) for r in rows]
     losses = [float(r["loss"]) for r in rows]
-    window = 50
-    smooth = [sum(losses[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(rows))]
+    window = max(1, min(50, len(rows) // 20))
+    smooth, acc, norm = [], 0.0, 0.0
+    for loss in losses:  # exponential moving average, bias-corrected (no lag at the start)
+        acc, norm = acc * (1 - 1 / window) + loss, norm * (1 - 1 / window) + 1
+        smooth.append(acc / norm)
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
     ax.plot(steps, losses, color="#4e79a7", alpha=0.3, linewidth=0.8, label="loss")
-    ax.plot(steps, smooth, color="#4e79a7", linewidth=1.5, label=f"loss ({window}-step mean)")
+    ax.plot(steps, smooth, color="#4e79a7", linewidth=1.5, label=f"loss ({window}-step moving average)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if losses and min(losses) > 0 and max(losses) / min(losses) > 20 and all(math.isfinite(x) for x in losses):
