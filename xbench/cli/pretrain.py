@@ -56,7 +56,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--iterations", type=int, default=None, help="BEATs: tokenizer/encoder iterations")
     p.add_argument("--batch-size", type=int, default=None, help="clips per process per micro-batch")
     p.add_argument("--accumulation", type=int, default=None, help="micro-batches per optimiser step")
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None, help="bf16 autocast or not")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        default=None,
+        help="bf16: forward pass under bfloat16 autocast; auto: on a GPU that supports it",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the initialisation, data order and masks")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N", help="checkpoint every N steps")
     p.add_argument("--device", default=None, help="default: this process's GPU under torchrun, else cpu")
