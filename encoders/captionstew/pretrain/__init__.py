@@ -1,5 +1,8 @@
-"""CaptionStew pretraining: CLAP-style contrastive audio-text learning (see :mod:`.clap`)."""
+"""CaptionStew pretraining: contrastive (:mod:`.clap`) and captioning (:mod:`.caption`) audio-language learning,
+captions from metadata (:mod:`.captions`); :mod:`.recipe` is the ``xbench pretrain`` stage."""
 
+from xbench.encoders.captionstew.pretrain.caption import AudioLanguageModel, CaptionConfig, TextDecoder
+from xbench.encoders.captionstew.pretrain.captions import caption_from_meta
 from xbench.encoders.captionstew.pretrain.clap import (
     CLAP_TRAINING,
     ClapConfig,
@@ -16,6 +19,10 @@ from xbench.encoders.captionstew.pretrain.clap import (
 
 __all__ = [
     "CLAP_TRAINING",
+    "AudioLanguageModel",
+    "CaptionConfig",
+    "TextDecoder",
+    "caption_from_meta",
     "ClapConfig",
     "ClapModel",
     "batch_features",
