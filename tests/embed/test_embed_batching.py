@@ -141,6 +141,16 @@ def test_length_buckets_bound_padding_and_keep_every_clip():
             assert sum(longest - c.num_samples for _, c in batch) <= share * longest * len(batch)
     assert len(list(length_batches(clips, 4, 0.05))) == 5  # [200], [100 x3, 98], [96], [51, 50, 49], [10]
 
+    pulled = []
+
+    def stream():
+        for i, clip in enumerate([C(7)] * 4 + [C(3)] * 300):
+            pulled.append(i)
+            yield clip
+
+    first = next(length_batches(stream(), 4, 0.0))  # equal lengths: a full batch leaves at once
+    assert [p for p, _ in first] == [0, 1, 2, 3] and len(pulled) == 4
+
 
 def test_buckets_trim_padding_frames_and_change_no_frame_of_a_context_free_encoder(task, tmp_path):
     exact, exact_result = _run(task, tmp_path, "exact")
@@ -190,3 +200,25 @@ def test_a_raw_bfloat16_encoder_is_cached_as_float32(task, tmp_path):
     encoder = _import_file(BROKEN).BFloat16Encoder()
     units, _ = _run(task, tmp_path, "raw", encoder, harness=HarnessOptions(enabled=False))
     assert all(u.pooled.dtype == np.float32 and np.isfinite(u.pooled).all() for u in units.values())
+
+
+def test_workers_are_forked_whatever_the_default_start_method(tmp_path, monkeypatch):
+    """A spawned worker would import torch and xbench again for every unit (seconds each): where the platform
+    has fork, the loader forks, also inside a process whose default is spawn (a spawned child, macOS)."""
+    import multiprocessing
+
+    from xbench.embed import loader
+
+    (path,) = write_audio_shards(tmp_path, "f-%06d.tar", _items(0, 3, "f"), maxcount=10)
+    seen = {}
+    real = torch.utils.data.DataLoader
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", spy)
+    assert len(list(read_clips([str(path)], SR, None, 1))) == 3
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    assert seen["multiprocessing_context"] == ("fork" if fork else None)
+    assert loader.default_workers() >= 0 and (fork or loader.default_workers() == 0)

@@ -144,13 +144,16 @@ def length_batches(
     """Batches of (position, clip) for the xbench protocol, read ahead over a window of :data:`BUCKET_WINDOW`
     clips: the window's clips by true length, longest first (ties in reading order), each batch filled while
     its zero padding (to its longest clip) stays at most ``max_padding`` of its samples. ``0`` batches equal
-    lengths only."""
+    lengths only, and a batch leaves as soon as it is full (the same batches, so the encoder need not wait
+    for the window)."""
     window: list[tuple[int, Clip]] = []
+    groups: dict[int, list[tuple[int, Clip]]] = {}  # max_padding 0: the window's clips by length, not yet sent
+    sent: set[int] = set()
 
     def flush() -> Iterator[list[tuple[int, Clip]]]:
         batch: list[tuple[int, Clip]] = []
         total = 0
-        for item in sorted(window, key=lambda item: -item[1].num_samples):
+        for item in sorted((i for i in window if i[0] not in sent), key=lambda item: -item[1].num_samples):
             n = item[1].num_samples
             if batch:
                 longest = batch[0][1].num_samples
@@ -166,9 +169,16 @@ def length_batches(
 
     for pos, clip in enumerate(clips):
         window.append((pos, clip))
+        if max_padding == 0:
+            group = groups.setdefault(clip.num_samples, [])
+            group.append((pos, clip))
+            if len(group) == batch_size:
+                yield group
+                sent.update(p for p, _ in group)
+                groups[clip.num_samples] = []
         if len(window) >= BUCKET_WINDOW:
             yield from flush()
-            window = []
+            window, groups, sent = [], {}, set()
     yield from flush()
 
 
@@ -280,7 +290,9 @@ def embed_unit(
     A NaN or Inf in the encoder's output raises :class:`NonFiniteEmbeddingError` (and a NaN audio sample a
     :class:`xbench.data.shards.ShardError`) before anything of the unit is written: it stays not done.
     """
-    clips = read_clips(unit.shards, encoder.sampling_rate, settings.crop_length, settings.workers)
+    # workers decode up to a bucket window ahead, so the next window is ready when the encoder gets to it
+    prefetch = -(-max(BUCKET_WINDOW, settings.batch_size) // max(1, settings.workers))
+    clips = read_clips(unit.shards, encoder.sampling_rate, settings.crop_length, settings.workers, prefetch)
     stats = EmbedStats()
     encode = _Batcher(encoder, unit, settings.batch_size, stats)
     records: list[dict[str, Any]] = []

@@ -6,11 +6,16 @@ and hands each sample's clips (its crops, or the one clip) over as one item. A `
 its workers in turn (round robin, in order), so the clips come out in exactly :func:`xbench.data.shards.iter_clips`'s
 order, and the results of a run do not depend on the number of workers. An error in a worker (a bad shard,
 a NaN sample) reaches the caller as the same exception, with its message.
+
+Workers are forked (where the platform can, as on Linux) whatever the process's default start method: a
+spawned worker imports torch and xbench afresh for every unit, seconds each. Where fork is missing (macOS
+and Windows keep spawn) decoding stays in the embedding process unless ``--workers`` asks otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,10 +27,14 @@ from xbench.data.shards import Clip, iter_clips
 
 __all__ = ["default_workers", "read_clips"]
 
+FORK = "fork" in multiprocessing.get_all_start_methods()
+
 
 def default_workers(processes_per_host: int = 1) -> int:
     """Decoding workers per embedding process when ``--workers`` is not given: the CPUs this process may
-    use, shared among the processes of this host, less one for the encoder; at most 8."""
+    use, shared among the processes of this host, less one for the encoder; at most 8; 0 without fork."""
+    if not FORK:
+        return 0
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -83,6 +92,7 @@ def read_clips(
         num_workers=workers,
         prefetch_factor=max(1, prefetch),
         collate_fn=_as_is,
+        multiprocessing_context="fork" if FORK else None,
     )
     for item in loader:
         if isinstance(item, _Failure):
