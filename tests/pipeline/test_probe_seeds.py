@@ -78,11 +78,10 @@ def test_default_mlp_is_the_mean_over_five_probe_seeds(noisy):
         assert npz["seeds_mlp"].tolist() == seeds["probe_seeds"] and npz["mlp_pred"].shape == (5, 40)
         assert npz["knn_pred"].shape == (40,) and "seeds_knn" not in npz.files
     assert "mlp seeds" in summary_table(frame) and f"({5})" in summary_table(frame)
-    # every head is the probe its seed trains alone: the first is --probe-seeds 1, the second seed 43 alone
+    # the first head is the task seed's single probe (--probe-seeds 1); the others share its batches
     one = _evaluate(root, task, "one", bootstrap_rounds=200, probe_seeds=1)
     assert one[one.track == "mlp"].raw.iloc[0] == pytest.approx(seeds["raw"][0])
-    second = _evaluate(root, task, "second", bootstrap_rounds=10, probe_seeds=(43,))
-    assert second[second.track == "mlp"].raw.iloc[0] == pytest.approx(seeds["raw"][1])
+    assert "seeds" in _result(root, "one")[0]["tracks"]["mlp"]  # one seed: its score, no spread
     # another number of seeds is another result, not the saved one
     three = _evaluate(root, task, "default", bootstrap_rounds=200, probe_seeds=3)
     assert _result(root, "default")[0]["tracks"]["mlp"]["seeds"]["probe_seeds"] == [42, 43, 44]

@@ -1,11 +1,16 @@
-"""Probe heads of several seeds trained together equal probes trained alone, seed by seed."""
+"""Probe heads of several seeds trained together equal probes trained alone with the same batches, seed by seed."""
+
+import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
+from xbench.probes import linear
 from xbench.probes.linear import LinearProbe, ProbeConfig, ProbeData, predict, train_probe
-from xbench.probes.multiseed import StackedLinearProbe, probe_seeds, stacked_batches, train_probes
+from xbench.probes.loop import seeded_build
+from xbench.probes.multiseed import StackedLinearProbe, probe_seeds, train_probes
 from xbench.scoring.metrics import accuracy, mean_average_precision
 
 SEEDS = [42, 43, 44, 45, 46]
@@ -22,11 +27,20 @@ def _acc(logits, data):
     return accuracy(logits, data.targets.numpy())
 
 
-def _assert_heads_equal_alone(train, valid, test, outputs, cfg, validate, seeds=SEEDS, atol=1e-4):
+def _alone(monkeypatch, train, valid, outputs, cfg, validate, seeds, h):
+    """``train_probe`` of the first seed (its batches), its probe initialised as seed ``seeds[h]`` initialises."""
+    dim = (train.inputs[0] if train.frame_level else train.inputs).shape[-1]
+    init = seeded_build(torch.Generator().manual_seed(seeds[h]), lambda: LinearProbe(dim, outputs))
+    with monkeypatch.context() as patch:
+        patch.setattr(linear, "LinearProbe", lambda *args: copy.deepcopy(init))
+        return train_probe(train, valid, outputs, dataclasses.replace(cfg, seed=seeds[0]), validate)
+
+
+def _assert_heads_equal_alone(monkeypatch, train, valid, test, outputs, cfg, validate, seeds=SEEDS, atol=1e-4):
     together = train_probes(train, valid, outputs, cfg, seeds, validate)
     heads = predict(together.model, test, 16, heads=len(seeds))
     for h, seed in enumerate(seeds):
-        alone = train_probe(train, valid, outputs, ProbeConfig(**{**cfg.__dict__, "seed": seed}), validate)
+        alone = _alone(monkeypatch, train, valid, outputs, cfg, validate, seeds, h)
         assert together.best_epoch[h] == alone.best_epoch, seed
         assert together.best_valid[h] == pytest.approx(alone.best_valid), seed
         mine = predict(alone.model, test, 16)
@@ -40,9 +54,9 @@ def _assert_heads_equal_alone(train, valid, test, outputs, cfg, validate, seeds=
     return together
 
 
-def test_clip_heads_equal_single_seed_probes():
+def test_clip_heads_equal_single_seed_probes(monkeypatch):
     cfg = ProbeConfig(epochs=8, batch_size=16, learning_rate=1e-2)
-    together = _assert_heads_equal_alone(_clips(0, 150), _clips(1, 60), _clips(2, 60), 4, cfg, _acc)
+    together = _assert_heads_equal_alone(monkeypatch, _clips(0, 150), _clips(1, 60), _clips(2, 60), 4, cfg, _acc)
     # the seeds really differ: not every head ends at the same epoch with the same weights
     assert len({tuple(p.flatten().tolist()) for p in together.model.weight}) == len(SEEDS)
     # the first seed is the task's seed: its head is the single probe of --probe-seeds 1 (and of before)
@@ -50,9 +64,8 @@ def test_clip_heads_equal_single_seed_probes():
     torch.testing.assert_close(together.model.head(0).linear.weight, alone.model.linear.weight, atol=1e-4, rtol=1e-4)
 
 
-def test_multilabel_heads_with_bce_equal_single_seed_probes():
+def test_multilabel_heads_with_bce_equal_single_seed_probes(monkeypatch):
     gen = torch.Generator().manual_seed(3)
-
     mix = torch.randn(5, 10, generator=torch.Generator().manual_seed(1))
 
     def data(n):
@@ -63,10 +76,10 @@ def test_multilabel_heads_with_bce_equal_single_seed_probes():
         return mean_average_precision(logits, d.targets.numpy())
 
     cfg = ProbeConfig(epochs=6, batch_size=16, learning_rate=5e-3, loss="bce", pos_weight=1.5)
-    _assert_heads_equal_alone(data(120), data(40), data(40), 5, cfg, m_ap, seeds=[7, 3, 11])
+    _assert_heads_equal_alone(monkeypatch, data(120), data(40), data(40), 5, cfg, m_ap, seeds=[7, 3, 11])
 
 
-def test_frame_heads_with_padding_equal_single_seed_probes():
+def test_frame_heads_with_padding_equal_single_seed_probes(monkeypatch):
     gen = torch.Generator().manual_seed(0)
     xs, ys = [], []
     for i in range(36):
@@ -80,10 +93,10 @@ def test_frame_heads_with_padding_equal_single_seed_probes():
         return float(np.mean([((lg > 0) == (t.numpy() > 0.5)).mean() for lg, t in zip(logits, d.targets, strict=True)]))
 
     cfg = ProbeConfig(epochs=5, batch_size=8, loss="bce", pos_weight=2.0, learning_rate=1e-2)
-    _assert_heads_equal_alone(data, data, data, 3, cfg, frame_acc, seeds=[1, 2, 3])
+    _assert_heads_equal_alone(monkeypatch, data, data, data, 3, cfg, frame_acc, seeds=[1, 2, 3])
 
 
-def test_each_head_keeps_its_own_strictly_best_epoch():
+def test_each_head_keeps_its_own_strictly_best_epoch(monkeypatch):
     """Scripted validation values per seed: every head keeps the weights of its own first best epoch."""
     scripts = {42: [0.5, 0.9, 0.9, 0.1], 43: [0.7, 0.2, 0.3, 0.8], 44: [0.4, 0.4, 0.4, 0.4]}
     train, valid = _clips(0, 64), _clips(1, 32)
@@ -91,24 +104,12 @@ def test_each_head_keeps_its_own_strictly_best_epoch():
     order = iter([scripts[s][e] for e in range(4) for s in scripts])  # one value per head, heads in seed order
     together = train_probes(train, valid, 4, cfg, list(scripts), lambda logits, d: next(order))
     assert together.best_epoch == [1, 3, 0] and together.best_valid == [0.9, 0.8, 0.4]
-    for h, (seed, values) in enumerate(scripts.items()):
+    for h, values in enumerate(scripts.values()):
         vals = iter(values)
-        own = ProbeConfig(epochs=4, batch_size=16, learning_rate=1e-2, seed=seed)
-        alone = train_probe(train, valid, 4, own, lambda logits, d, vals=vals: next(vals))
+        alone = _alone(monkeypatch, train, valid, 4, cfg, lambda logits, d, vals=vals: next(vals), list(scripts), h)
         assert alone.best_epoch == together.best_epoch[h]
         weight = together.model.head(h).linear.weight
         torch.testing.assert_close(weight, alone.model.linear.weight, atol=1e-5, rtol=1e-4)
-
-
-def test_batches_are_each_seeds_own_shuffle():
-    data = _clips(0, 37)
-    gens = [torch.Generator().manual_seed(s) for s in (5, 6)]
-    alone = [list(data.batches(8, torch.Generator().manual_seed(s))) for s in (5, 6)]
-    for step, (x, y, mask) in enumerate(stacked_batches(data, 8, gens)):
-        assert mask is None and x.shape[0] == 2
-        for h in range(2):
-            assert torch.equal(x[h], alone[h][step][0]) and torch.equal(y[h], alone[h][step][1])
-    assert step == len(alone[0]) - 1
 
 
 def test_stacked_probe_forward_matches_each_linear_probe():
@@ -118,26 +119,25 @@ def test_stacked_probe_forward_matches_each_linear_probe():
         torch.nn.init.normal_(h.norm.weight)
         torch.nn.init.normal_(h.norm.bias)
     stacked = StackedLinearProbe(heads)
-    shared = torch.randn(5, 7, 6)  # frames [B, T, D]
-    per_head = torch.randn(4, 5, 6)
+    frames, clips = torch.randn(5, 7, 6), torch.randn(9, 6)  # [B, T, D] and [B, D]
     with torch.no_grad():
-        out = stacked(shared)
-        own = stacked(per_head, per_head=True)
-        for h, head in enumerate(heads):
-            torch.testing.assert_close(out[h], head(shared), atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(own[h], head(per_head[h]), atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(stacked.head(h)(shared), head(shared))
+        for x in (frames, clips):
+            out = stacked(x)
+            assert out.shape == (4, *x.shape[:-1], 3)
+            for h, head in enumerate(heads):
+                torch.testing.assert_close(out[h], head(x), atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(stacked.head(h)(x), head(x))
 
 
-def test_custom_backward_gives_autograd_gradients():
+def test_each_head_gets_its_own_gradient():
     torch.manual_seed(1)
     stacked = StackedLinearProbe([LinearProbe(6, 3) for _ in range(3)])
-    x = torch.randn(3, 4, 6)
+    x = torch.randn(4, 6)
     target = torch.randn(3, 4, 3)
-    (stacked(x, per_head=True) - target).pow(2).sum().backward()
+    (stacked(x) - target).pow(2).sum().backward()
     for h in range(3):
         ref = stacked.head(h)
-        (ref(x[h]) - target[h]).pow(2).sum().backward()
+        (ref(x) - target[h]).pow(2).sum().backward()
         torch.testing.assert_close(stacked.weight.grad[h], ref.linear.weight.grad, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(stacked.norm_weight.grad[h], ref.norm.weight.grad, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(stacked.norm_bias.grad[h], ref.norm.bias.grad, atol=1e-5, rtol=1e-5)

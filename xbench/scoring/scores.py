@@ -135,9 +135,15 @@ def bootstrap_draws(
 
     For metrics computed for all rounds at once (accuracy from per-item correctness).
     """
-    rng = np.random.default_rng(seed)
-    seed_rng = np.random.default_rng([seed, 1]) if n_seeds is not None else None
-    return [(_draw(rng, n_items), None if seed_rng is None else _draw(seed_rng, n_seeds)) for _ in range(rounds)]
+    items = _sampler(np.random.default_rng(seed), n_items)
+    if n_seeds is None:
+        return [(items(), None) for _ in range(rounds)]
+    seed_rng = np.random.default_rng([seed, 1])  # all rounds' seeds in one draw: [rounds, n] per group
+    if isinstance(n_seeds, Mapping):
+        drawn = {k: seed_rng.integers(0, n, (rounds, n)) for k, n in n_seeds.items()}
+        return [(items(), {k: d[r] for k, d in drawn.items()}) for r in range(rounds)]
+    all_seeds = seed_rng.integers(0, n_seeds, (rounds, n_seeds))
+    return [(items(), all_seeds[r]) for r in range(rounds)]
 
 
 def percentile_interval(values: Any, alpha: float = 0.05) -> tuple[float, float]:
@@ -146,11 +152,13 @@ def percentile_interval(values: Any, alpha: float = 0.05) -> tuple[float, float]
     return float(lo), float(hi)
 
 
-def _draw(rng: np.random.Generator, sizes: Any) -> Any:
-    """Indices drawn with replacement: ``[n]`` for a count, {key: [n_key]} for a mapping of counts."""
+def _sampler(rng: np.random.Generator, sizes: Any) -> Callable[[], Any]:
+    """Draws indices with replacement: ``[n]`` for a count, {key: [n_key]} for a mapping of counts."""
+    integers = rng.integers
     if isinstance(sizes, Mapping):
-        return {k: rng.integers(0, n, n) for k, n in sizes.items()}
-    return rng.integers(0, sizes, sizes)
+        pairs = list(sizes.items())
+        return lambda: {k: integers(0, n, n) for k, n in pairs}
+    return lambda: integers(0, sizes, sizes)
 
 
 def seed_resampled(on_items: Callable[[int], float], full: Sequence[float], seed_indices: np.ndarray) -> float:
