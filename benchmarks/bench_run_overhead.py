@@ -7,14 +7,21 @@ same clips in the same batches. Prints (whole-run wall) / (encoder forward alone
 share. One thread by default, so the ratio is stable on a shared machine:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_run_overhead.py [--clips 112] [--threads 1]
+
+The run scores the default protocol (the MLP averaged over 5 probe seeds, trained together). Then the
+scoring stage alone is repeated from the cache (``--score-repeats`` times, alternating) with the default
+5 seeds and with one probe (``probe_seeds=1``), and the ratio of their median scoring times is printed:
+the cost of the seed-averaged MLP relative to one probe.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +31,7 @@ from xbench.data.shards import iter_clips
 from xbench.data.writer import write_audio_shards
 from xbench.encoders.frontends import MelSpectrogram
 from xbench.pipeline.run import RunOptions, evaluate
+from xbench.probes.multiseed import DEFAULT_PROBE_SEEDS
 from xbench.taskspec.config import LabelSpec, TaskConfig
 
 SR = 16000
@@ -81,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=112)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--score-repeats", type=int, default=5, help="scoring-only reruns per probe-seed setting")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,6 +102,7 @@ def main() -> None:
         whole = time.perf_counter() - start
         (result_file,) = (tmp / "out").rglob("bench_overhead@v1.json")
         timings = json.loads(result_file.read_text())["timings"]
+        score_s = score_only(encoder, task, tmp, args.score_repeats)
 
         # the encoder alone: same clips, same batches (16 equal-length clips), no harness
         shards = sorted(str(p) for p in (tmp / "data").glob("*.tar"))
@@ -118,6 +128,23 @@ def main() -> None:
         ("setup (identity, planning)", rest),
     ]:
         print(f"  {name:36s} {value:7.2f} s  {100 * value / whole:5.1f} %")
+    many, one = score_s[None], score_s[1]
+    print(f"scoring alone from the warm cache, median of {args.score_repeats} (the run's score above includes")
+    print(f"one-time imports): default ({DEFAULT_PROBE_SEEDS} probe seeds) {many:.3f} s, one probe {one:.3f} s, "
+          f"ratio {many / one:.3f} (target <= 1.2)")
+
+
+def score_only(encoder: torch.nn.Module, task: TaskConfig, tmp: Path, repeats: int) -> dict[int | None, float]:
+    """Median scoring time (``score_s``) from the warm cache: {None: the default probe seeds, 1: one probe}."""
+    times: dict[int | None, list[float]] = {None: [], 1: []}
+    for i in range(repeats):
+        for seeds in times:  # alternating, so both see the same machine load
+            out = tmp / f"score-{seeds}-{i}"
+            opts = RunOptions(cache_root=str(tmp / "cache"), output_dir=str(out), show_progress=False)
+            evaluate(encoder, [task], replace(opts, probe_seeds=seeds))
+            (result_file,) = out.rglob("bench_overhead@v1.json")
+            times[seeds].append(json.loads(result_file.read_text())["timings"]["score_s"])
+    return {seeds: statistics.median(values) for seeds, values in times.items()}
 
 
 if __name__ == "__main__":
