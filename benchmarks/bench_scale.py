@@ -14,7 +14,7 @@ Three ratios, each measured in one run, one thread per process:
 (c) clips per encoder call and padding share on a variable-length task (clips of 0.5-10 s, uniformly) before
     and after length bucketing (``--max-padding``), read from the results' ``embed`` record.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py [--clips 32] [--only a|b|c]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py [--clips 128] [--bucket-clips 256] [--only a|b|c]
 
 A machine with fewer free cores than processes cannot show (a)'s speed-up: the script measures the ceiling the
 machine allows at that moment, two processes of pure matrix products over one (alternating with the embed runs),
@@ -213,7 +213,8 @@ def _cpus() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=32, help="clips of (a); (c) uses 8 times as many")
+    parser.add_argument("--clips", type=int, default=128, help="clips of (a) (fewer: the start weighs more)")
+    parser.add_argument("--bucket-clips", type=int, default=256, help="clips of (c)")
     parser.add_argument("--only", choices=("a", "b", "c"), default=None)
     parser.add_argument("--repeats", type=int, default=3, help="(a), (b): runs of each setting, alternating")
     args = parser.parse_args()
@@ -224,7 +225,7 @@ def main() -> None:
         if args.only in (None, "b"):
             bench_overhead(Path(tmp), args.repeats)
         if args.only in (None, "c"):
-            bench_buckets(Path(tmp), 8 * args.clips)
+            bench_buckets(Path(tmp), args.bucket_clips)
 
 
 if __name__ == "__main__":
