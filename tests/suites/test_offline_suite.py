@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from xbench.core.atomic_io import sha256_file
 from xbench.data.shards import iter_clips
 from xbench.suites.offline import SuiteError, build_suite, find_suite_tasks_dir, suite_tasks
 from xbench.suites.offline.builder import TASK_POOLS, pypi_sources, read_manifest, task_pool
-from xbench.suites.offline.sources import detect_sources, file_sha256
+from xbench.suites.offline.sources import detect_sources
 from xbench.suites.offline.texts import KEYWORDS, LANGUAGES
 from xbench.taskspec.registry import load_tasks
 
@@ -60,7 +61,7 @@ def test_declarations_load_validate_and_pin_their_shards(small_suite: Path) -> N
         assert task.name.startswith("offline_") and task.labels.resolved
         assert sorted(task.checksums) == sorted(p.name for p in folder.glob("*.tar"))
         for name, digest in task.checksums.items():
-            assert digest == f"sha256:{file_sha256(str(folder / name))}"
+            assert digest == f"sha256:{sha256_file(folder / name)}"
     registry = load_tasks(small_suite)  # beside the built-in X-ARES tasks: no name clash
     assert {t.name for t in tasks} <= set(registry)
 
@@ -285,7 +286,7 @@ def test_known_answers(full_suite: dict, tmp_path_factory: pytest.TempPathFactor
 def test_hash_helper_matches_hashlib(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"xbench" * 1000)
-    assert file_sha256(str(path)) == hashlib.sha256(b"xbench" * 1000).hexdigest()
+    assert sha256_file(path) == hashlib.sha256(b"xbench" * 1000).hexdigest()
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from xbench.core.atomic_io import sha256_file
+
 FORMAT = "xbench-submission/1"
 METADATA = "metadata.json"
 REQUIREMENTS = "requirements.txt"
@@ -25,15 +27,6 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 class SubmissionError(Exception):
     """A submission that cannot be packaged or verified; the message says why."""
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_entries(files: Mapping[str, Path], generated: Mapping[str, bytes]) -> list[dict[str, Any]]:

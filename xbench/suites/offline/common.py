@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from xbench.core.atomic_io import atomic_write_json
+from xbench.core.atomic_io import atomic_write_json, sha256_file
 from xbench.data.writer import write_audio_shards
 from xbench.suites.offline.audio import SAMPLE_RATE, finish
-from xbench.suites.offline.sources import file_sha256
 from xbench.taskspec.config import TaskConfig
 
 SPLITS = ("train", "valid", "test")
@@ -54,7 +53,7 @@ def write_pool(folder: Path, items: list[Item]) -> tuple[dict[str, str], dict[st
             raise ValueError(f"pool {folder.name}: split {split!r} is empty")
         counts[split] = len(rows)
         for path in write_audio_shards(folder, f"{split}-*.tar", rows, SHARD_MAXCOUNT, audio_format=AUDIO_FORMAT):
-            checksums[path.name] = f"sha256:{file_sha256(str(path))}"
+            checksums[path.name] = f"sha256:{sha256_file(path)}"
     return checksums, counts
 
 

@@ -15,7 +15,6 @@ point at a folder holding ``FluidR3_GM.sf2`` / ``MuseScore_General_Lite.sf3`` in
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -23,6 +22,8 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from xbench.core.atomic_io import sha256_file
 
 
 @dataclass(frozen=True)
@@ -97,15 +98,6 @@ def soundfont_path(name: str) -> Path | None:
     return None
 
 
-def file_sha256(path: str) -> str:
-    """sha256 (hex) of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @lru_cache(maxsize=1)
 def festival_voices() -> tuple[str, ...]:
     """The known festival voices that ``festival`` reports installed (empty without festival)."""
@@ -167,7 +159,7 @@ class Sources:
             "espeak": self.espeak,
             "flite": list(self.flite),
             "festival": list(self.festival),
-            "soundfonts": {k: {"file": p.name, "sha256": file_sha256(str(p))} for k, p in self.soundfonts.items()},
+            "soundfonts": {k: {"file": p.name, "sha256": sha256_file(p)} for k, p in self.soundfonts.items()},
         }
 
 
