@@ -40,7 +40,8 @@ def test_resolve_shards_globs_each_expansion_and_reports_named_shards_that_are_m
     match = resolve_shards(tmp_path, "{valid,test}-*.tar")
     assert [p.name for p in match.found] == ["test-x.tar", "valid-a.tar", "valid-b.tar"] and match.complete
     globbed = resolve_shards(tmp_path, "train-00000[0-9].tar")
-    assert [p.name for p in globbed.found] == ["train-000000.tar", "train-000002.tar"] and globbed.complete
+    assert [p.name for p in globbed.found] == ["train-000000.tar", "train-000002.tar"]
+    assert [p.name for p in globbed.folders] == ["train-000009.tar"] and not globbed.complete  # a run refuses it
     assert resolve_shards(tmp_path / "absent", "*.tar").found == ()
 
 
@@ -84,4 +85,16 @@ def test_ls_and_run_resolve_the_same_shards(tmp_path, capsys):
     (tmp_path / "train-000001.tar").unlink()  # a shard the range names is missing: both notice
     assert data_status(task) == "partial"
     with pytest.raises(FileNotFoundError, match=r"brace_task: 1 shard\(s\) named by .* missing \(e\.g\. train-000001"):
+        plan_units(task, tmp_path, tmp_path / "units", {"encoder": "e"}, "xares")
+
+
+def test_a_folder_matching_a_split_is_not_complete_data_for_ls_as_it_is_not_for_a_run(tmp_path):
+    names = [f"train-00000{i}.tar" for i in range(3)] + ["valid-0.tar", "test-000000.tar"]
+    for name in names:
+        (tmp_path / name).write_bytes(name.encode())
+    (tmp_path / "valid-unpacked.tar").mkdir()  # an extracted shard left under a shard's name
+    task = _task(tmp_path)
+    assert not resolve_shards(tmp_path, "{valid,extra}-*.tar").complete
+    assert data_status(task) == "partial"
+    with pytest.raises(Exception, match="not a .tar shard file"):
         plan_units(task, tmp_path, tmp_path / "units", {"encoder": "e"}, "xares")

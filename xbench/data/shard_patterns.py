@@ -79,8 +79,8 @@ class ShardMatch:
 
     @property
     def complete(self) -> bool:
-        """At least one shard, and none of the named ones missing (a folder is never a shard)."""
-        return bool(self.found) and not self.missing
+        """At least one shard, none of the named ones missing, and no folder matched (a run refuses a folder)."""
+        return bool(self.found) and not self.missing and not self.folders
 
 
 def resolve_shards(folder: str | Path, pattern: str) -> ShardMatch:
