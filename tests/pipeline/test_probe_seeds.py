@@ -165,3 +165,37 @@ def test_accuracy_interval_computed_at_once_equals_the_per_round_bootstrap(n_see
 
     want = bootstrap_interval(per_round, sizes, 400, 7, n_seeds=n_seeds if n_seeds > 1 else None)
     assert _accuracy_interval(tests, 400, 7) == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("n_seeds", "metric"), [(1, "segmentf1_macro"), (3, "segmentf1_macro"), (3, "segmentf1_micro")]
+)
+def test_segment_f1_interval_from_pooled_counts_equals_the_per_round_bootstrap(n_seeds, metric):
+    """Frame tasks: the interval from each clip's segment counts, pooled once, against the generic round-by-round
+    bootstrap that re-pools every drawn clip with sklearn's F1 (two folds, clips of different lengths)."""
+    import torch
+
+    from xbench.pipeline.scorers import _frame_metric, _interval, _segment_f1_interval
+    from xbench.probes.linear import ProbeData
+
+    task = TaskConfig(
+        name="notes_f1",
+        domain="music",
+        task_type="frame",
+        labels=LabelSpec("events", "label", classes=tuple("xyzw"), start_key="on", end_key="off", clip_seconds=2.0),
+        output_dim=4,
+        criterion="BCEWithLogitsLoss",
+        metric=metric,
+        metric_args={"segment_length_in_s": 0.2},
+    )
+    rng = np.random.default_rng(n_seeds)
+    tests = {}
+    for fold, n in (("1", 23), ("2", 31)):
+        lengths = rng.integers(3, 40, n)
+        targets = [torch.from_numpy((rng.random((t, 4)) < 0.2).astype(np.float32)) for t in lengths]
+        outputs = [[rng.normal(-1.0, 1.5, (t, 4)) for t in lengths] for _ in range(n_seeds)]
+        tests[fold] = (outputs, ProbeData([torch.zeros(t, 2) for t in lengths], targets))
+    fn = _frame_metric(task, 40.0)
+    full = {fold: [fn(o, data) for o in outputs] for fold, (outputs, data) in tests.items()}
+    want = _interval(tests, fn, 300, task.seed, full)
+    assert _segment_f1_interval(tests, task, 40.0, 300) == pytest.approx(want, abs=1e-12)

@@ -228,3 +228,23 @@ def test_a_new_metric_through_the_table_alone(mcc_dir, tmp_path):
     assert a.metric("mlp", np.arange(6)) == pytest.approx(-0.5)  # every item off by one class
     diff, *_ = paired_difference(a, b, "mlp", rounds=10)
     assert diff == pytest.approx(task.normalised_score(1.0) - task.normalised_score(-0.5)) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("average", ["macro", "micro"])
+def test_segment_f1_from_summed_counts_equals_sklearn_on_the_pooled_segments(average):
+    """Summing per-clip segment counts over any multiset of clips gives sklearn's F1 of those clips' segments,
+    including classes never present nor predicted (F1 0, as zero_division=0)."""
+    from xbench.scoring.metrics import f1_from_counts, segment_counts, segment_f1
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(2, 30, 40)
+    targets = [(rng.random((t, 5)) < 0.15).astype(np.float32) for t in lengths]
+    for t in targets:
+        t[:, 4] = 0  # a class never present
+    logits = [rng.normal(-1.0, 1.5, (t, 5)) for t in lengths]
+    logits[0][:, 4] = -9.0
+    counts = segment_counts(logits, targets, 40.0, 0.2)
+    assert counts.shape == (40, 5, 3)
+    for pick in (np.arange(40), rng.integers(0, 40, 40), np.array([3, 3, 7])):
+        want = segment_f1([logits[i] for i in pick], [targets[i] for i in pick], 40.0, 0.2, average)
+        assert float(f1_from_counts(counts[pick].sum(0), average)) == pytest.approx(want, abs=1e-12)

@@ -36,7 +36,7 @@ from xbench.probes.knn import knn_scores
 from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets, train_probe
 from xbench.probes.multiseed import DEFAULT_PROBE_SEEDS, probe_seeds, train_probes
 from xbench.probes.xares_recipe import XaresRecipe, encoded_shard_sizes
-from xbench.scoring.metrics import CLIP_METRICS, METRICS, accuracy
+from xbench.scoring.metrics import CLIP_METRICS, METRICS, accuracy, f1_from_counts, segment_counts
 from xbench.scoring.scores import bootstrap_draws, bootstrap_interval, percentile_interval, seed_resampled
 from xbench.taskspec.config import TaskConfig
 
@@ -258,6 +258,36 @@ def _accuracy_interval(tests: PerSeed, rounds: int, seed: int) -> tuple[float, f
     return percentile_interval(values / len(correct))
 
 
+SEGMENT_F1 = {"segmentf1_macro": "macro", "segmentf1_micro": "micro"}
+
+
+def _segment_f1_interval(tests: PerSeed, task: TaskConfig, hop: float, rounds: int) -> tuple[float, float]:
+    """:func:`_interval` of segment F1, every round at once: each clip's segment counts are pooled once
+    (:func:`~xbench.scoring.metrics.segment_counts`), a round sums the drawn clips' counts (the same draws)."""
+    seg = float(dict(task.metric_args).get("segment_length_in_s", 1.0))
+    average = SEGMENT_F1[task.metric]
+    counts = {
+        fold: np.stack([segment_counts(o, [t.numpy() for t in data.targets], hop, seg) for o in outputs])
+        for fold, (outputs, data) in tests.items()
+    }  # {fold: [seeds, clips, classes, 3]}
+    n_seeds = len(next(iter(counts.values())))
+    sizes = {fold: c.shape[1] for fold, c in counts.items()}
+    draws = bootstrap_draws(sizes, rounds, task.seed, n_seeds if n_seeds > 1 else None)
+    seeds = np.stack([s for _, s in draws]) if n_seeds > 1 else np.zeros((rounds, 1), dtype=np.int64)  # [R, S]
+    first = seeds[:, 0]
+    values = np.zeros(rounds)
+    for fold, c in counts.items():
+        drawn = np.zeros((rounds, c.shape[1]))  # how often each round drew each clip
+        np.add.at(drawn, (np.arange(rounds)[:, None], np.stack([d[fold] for d, _ in draws])), 1)
+        summed = np.zeros((rounds, *c.shape[2:]))
+        for s in np.unique(first):  # the drawn clips' counts of each round's first seed
+            rows = first == s
+            summed[rows] = (drawn[rows] @ c[s].reshape(c.shape[1], -1)).reshape(-1, *c.shape[2:])
+        full = f1_from_counts(c.sum(axis=1), average)  # [S]: each seed's F1 on all clips
+        values += f1_from_counts(summed, average) + (full[seeds].mean(axis=1) - full[first])
+    return percentile_interval(values / len(counts))
+
+
 def _on_items(fn: Any, outputs: list[Any], data: ProbeData, idx: np.ndarray) -> Callable[[int], float]:
     """``seed -> fn(that seed's outputs on items idx, the data of items idx)``."""
     subset = _subset(data, idx)
@@ -332,6 +362,8 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
         rounds = opts.bootstrap_rounds
         if track == "knn" or task.metric == "accuracy":
             lo, hi = _accuracy_interval(tests, rounds, task.seed)
+        elif task.metric in SEGMENT_F1 and all(data.frame_level for _, data in tests.values()):
+            lo, hi = _segment_f1_interval(tests, task, inp.hop, rounds)
         else:
             lo, hi = _interval(tests, metric, rounds, task.seed, dict(zip(tests, folds, strict=True)))
         norm = task.normalised_score if track == "mlp" else (lambda r: float(r))

@@ -49,7 +49,44 @@ def frame_mean_average_precision(logits: Sequence[np.ndarray], targets: Sequence
 def segment_pool(binary: np.ndarray, window: int) -> np.ndarray:
     """Max-pool ``[T, C]`` over non-overlapping windows of ``window`` frames (trailing partial dropped)."""
     segments = binary.shape[0] // window
+    if segments == 0:  # a clip shorter than one segment has none (reshape cannot infer the class axis of 0 rows)
+        return binary[:0].reshape(0, *binary.shape[1:])
     return binary[: segments * window].reshape(segments, window, -1).max(axis=1)
+
+
+def segment_counts(
+    logits: Sequence[np.ndarray], targets: Sequence[np.ndarray], hop_size_in_ms: float, segment_length_in_s: float
+) -> np.ndarray:
+    """Per clip and class, the segment-level ``(true positives, false positives, false negatives)``: ``[N, C, 3]``.
+
+    The same segments as :func:`segment_f1` (sigmoid, round at 0.5, max-pool over segments); summed over any
+    set of clips they give that set's segment F1 through :func:`f1_from_counts`, so a bootstrap round costs a
+    sum instead of re-pooling every drawn clip.
+    """
+    window = math.ceil(segment_length_in_s / (hop_size_in_ms / 1000.0))
+    counts = []
+    for logit, target in zip(logits, targets, strict=True):
+        if logit.shape != target.shape:
+            raise ValueError(f"segment_counts: logits {logit.shape} and targets {target.shape} differ")
+        pred = segment_pool(np.round(1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64)))), window) > 0
+        true = segment_pool(np.asarray(target), window) > 0
+        counts.append(np.stack([(pred & true).sum(0), (pred & ~true).sum(0), (~pred & true).sum(0)], axis=-1))
+    return np.stack(counts).astype(np.int64)
+
+
+def f1_from_counts(counts: np.ndarray, average: str) -> np.ndarray:
+    """F1 from summed ``(tp, fp, fn)`` counts ``[..., C, 3]``: ``macro`` (per class, then the mean over classes) or
+    ``micro`` (classes pooled); ``2 tp / (2 tp + fp + fn)``, 0 where a class has no positive at all (sklearn's
+    ``f1_score`` with ``zero_division=0`` on the same segments)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if average == "micro":
+        counts = counts.sum(axis=-2)
+    elif average != "macro":
+        raise ValueError(f"f1_from_counts: average must be 'macro' or 'micro', not {average!r}")
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    denominator = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return f1.mean(axis=-1) if average == "macro" else f1
 
 
 def segment_f1(
