@@ -7,4 +7,4 @@ VENV="$(bash scripts/setup.sh)"
 "$VENV/bin/ruff" check xbench encoders tasks tests $(ls benchmarks/*.py 2>/dev/null)
 # One thread by default: two OpenMP threads collapse when another process is busy.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" XBENCH_NUM_THREADS="${XBENCH_NUM_THREADS:-1}"
-"$VENV/bin/python" -m pytest -q "$@"
+"$VENV/bin/python" -m pytest -q --durations=15 "$@"  # the slowest tests in every log
