@@ -13,7 +13,7 @@ from xbench.encoders.card import ZooCard, ZooCardError
 from xbench.encoders.registry import all_cards
 from xbench.encoders.weights import WeightsChecksumError, WeightsUnavailableError, fetch_weights
 
-from conftest import OPTIONAL_CARDS, require_optional
+from conftest import OPTIONAL_CARDS, SLOW_ZOO_PARAMETERS, require_optional
 
 CARDS = all_cards()
 
@@ -25,8 +25,17 @@ def test_cards_and_entry_points_agree():
         assert points[name].value == card.factory
 
 
-@pytest.mark.parametrize("name", sorted(CARDS))
-def test_card_matches_encoder_and_check_passes(name):
+FULL_CHECK = DeepCheckOptions(long_seconds=30.0)
+# the default run's check of a large model: the same checks on shorter inputs (frames up to 10 s, a 12 s input,
+# 2 x 5 s for throughput); the slow test below runs FULL_CHECK (frames at 60 s, a 30 s input) on those models
+SHORT_CHECK = DeepCheckOptions(frame_durations=(0.5, 1.0, 10.0), long_seconds=12.0, throughput_clips=2,
+                               throughput_seconds=5.0)  # fmt: skip
+LARGE = 20_000_000  # parameters
+
+
+def _checked_card(name: str, options: DeepCheckOptions | None) -> None:
+    """The card's attributes and parameter count match the built encoder, and the deep check passes with
+    ``options`` (None: FULL_CHECK for models under LARGE parameters, SHORT_CHECK above)."""
     card = CARDS[name]
     if name in OPTIONAL_CARDS:
         require_optional(OPTIONAL_CARDS[name])
@@ -36,10 +45,37 @@ def test_card_matches_encoder_and_check_passes(name):
         card.output_dim,
         card.hop_size_in_ms,
     )
+    parameters = sum(p.numel() for p in encoder.parameters())
     if card.parameters is not None:
-        assert sum(p.numel() for p in encoder.parameters()) == card.parameters
-    report = deep_check(encoder, options=DeepCheckOptions(long_seconds=30.0))
+        assert parameters == card.parameters
+    if options is None:
+        options = SHORT_CHECK if parameters > LARGE else FULL_CHECK
+    report = deep_check(encoder, options=options)
     assert report.ok, report.text()
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_card_matches_encoder_and_check_passes(name):
+    _checked_card(name, None)
+
+
+def _shortened() -> list[str]:
+    """The cards whose default-run check is SHORT_CHECK: over LARGE parameters (or not declared), the first card
+    of each architecture by name, up to SLOW_ZOO_PARAMETERS (larger ones and repeats are the same code)."""
+    seen, names = set(), []
+    for name in sorted(CARDS):
+        card = CARDS[name]
+        shape = (card.family, card.parameters, card.output_dim, card.hop_size_in_ms)
+        if shape not in seen and (card.parameters is None or LARGE < card.parameters <= SLOW_ZOO_PARAMETERS):
+            names.append(name)
+        seen.add(shape)
+    return names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", _shortened())
+def test_large_card_passes_the_full_check_with_a_minute_of_audio(model):
+    _checked_card(model, FULL_CHECK)
 
 
 def test_optional_cards_are_the_cards_of_an_extra():
