@@ -200,6 +200,14 @@ def _clip_metric(task: TaskConfig, hop: float) -> Callable[[Any, ProbeData], flo
     return lambda logits, data: fn(logits, data.targets.numpy())
 
 
+SEGMENT_F1 = {"segmentf1_macro": "macro", "segmentf1_micro": "micro"}
+
+
+def _segment_length(task: TaskConfig) -> float:
+    """The segment length (s) of a segment-F1 task (default 1 s)."""
+    return float(dict(task.metric_args).get("segment_length_in_s", 1.0))
+
+
 def _frame_metric(task: TaskConfig, hop: float) -> Callable[[Any, ProbeData], float]:
     """``fn(logits, data) -> raw metric`` of a frame probe: segment F1 over ``segment_length_in_s`` (default 1 s).
 
@@ -210,7 +218,7 @@ def _frame_metric(task: TaskConfig, hop: float) -> Callable[[Any, ProbeData], fl
             f"task {task.name}: frame probes are scored by segmentf1_macro or segmentf1_micro, not {task.metric!r}"
         )
     fn = METRICS[task.metric].fn
-    seg = float(dict(task.metric_args).get("segment_length_in_s", 1.0))
+    seg = _segment_length(task)
     return lambda logits, data: fn(logits, [t.numpy() for t in data.targets], hop, seg)
 
 
@@ -239,53 +247,51 @@ PerSeed = dict[str, tuple[list[Any], ProbeData]]
 """{fold: (one test output per probe seed, the test data)}: what the intervals resample."""
 
 
-def _accuracy_interval(tests: PerSeed, rounds: int, seed: int) -> tuple[float, float]:
-    """:func:`_interval` of accuracy, every round at once from per-item correctness ``[seeds, items]``."""
-    correct = {
-        fold: np.stack([np.asarray(o).argmax(axis=-1) == data.targets.numpy() for o in outputs])
-        for fold, (outputs, data) in tests.items()
-    }
-    n_seeds = len(next(iter(correct.values())))
-    sizes = {fold: c.shape[1] for fold, c in correct.items()}
+def _summed_interval(
+    per_item: dict[str, np.ndarray], metric: Callable[[np.ndarray, int], np.ndarray], rounds: int, seed: int
+) -> tuple[float, float]:
+    """:func:`_interval` of a metric computed from per-item statistics that add up, every round at once.
+
+    ``per_item``: {fold: ``[seeds, items, ...]``}; ``metric(sums [..., *rest], items)`` -> ``[...]``, the metric of
+    items whose statistics sum to ``sums``. A round sums the drawn items' statistics (the same draws and
+    :func:`seed_resampled` rounds as :func:`_interval`), so no item is looked at again.
+    """
+    n_seeds = len(next(iter(per_item.values())))
+    sizes = {fold: c.shape[1] for fold, c in per_item.items()}
     draws = bootstrap_draws(sizes, rounds, seed, n_seeds if n_seeds > 1 else None)
     seeds = np.stack([s for _, s in draws]) if n_seeds > 1 else np.zeros((rounds, 1), dtype=np.int64)  # [R, S]
     first = seeds[:, 0]
     values = np.zeros(rounds)
-    for fold, c in correct.items():  # seed_resampled, vectorised over the rounds
-        idx = np.stack([d[fold] for d, _ in draws])  # [R, n]
-        full = c.mean(axis=1)  # [S]: each seed's accuracy on all items
-        values += c[first[:, None], idx].mean(axis=1) + (full[seeds].mean(axis=1) - full[first])
-    return percentile_interval(values / len(correct))
+    for fold, c in per_item.items():
+        n, rest = c.shape[1], c.shape[2:]
+        drawn = np.zeros((rounds, n))  # how often each round drew each item
+        np.add.at(drawn, (np.arange(rounds)[:, None], np.stack([d[fold] for d, _ in draws])), 1)
+        summed = np.zeros((rounds, *rest))
+        for s in np.unique(first):  # the drawn items' statistics of each round's first seed
+            rows = first == s
+            summed[rows] = (drawn[rows] @ c[s].reshape(n, -1)).reshape(-1, *rest)
+        full = metric(c.sum(axis=1), n)  # [S]: each seed's metric on all items
+        values += metric(summed, n) + (full[seeds].mean(axis=1) - full[first])
+    return percentile_interval(values / len(per_item))
 
 
-SEGMENT_F1 = {"segmentf1_macro": "macro", "segmentf1_micro": "micro"}
+def _accuracy_interval(tests: PerSeed, rounds: int, seed: int) -> tuple[float, float]:
+    """:func:`_summed_interval` of accuracy: per-item correctness ``[seeds, items]``."""
+    correct = {
+        fold: np.stack([np.asarray(o).argmax(axis=-1) == data.targets.numpy() for o in outputs]).astype(np.float64)
+        for fold, (outputs, data) in tests.items()
+    }
+    return _summed_interval(correct, lambda hits, n: hits / n, rounds, seed)
 
 
 def _segment_f1_interval(tests: PerSeed, task: TaskConfig, hop: float, rounds: int) -> tuple[float, float]:
-    """:func:`_interval` of segment F1, every round at once: each clip's segment counts are pooled once
-    (:func:`~xbench.scoring.metrics.segment_counts`), a round sums the drawn clips' counts (the same draws)."""
-    seg = float(dict(task.metric_args).get("segment_length_in_s", 1.0))
-    average = SEGMENT_F1[task.metric]
+    """:func:`_summed_interval` of segment F1: each clip's segment counts (:func:`segment_counts`), pooled once."""
+    seg, average = _segment_length(task), SEGMENT_F1[task.metric]
     counts = {
         fold: np.stack([segment_counts(o, [t.numpy() for t in data.targets], hop, seg) for o in outputs])
         for fold, (outputs, data) in tests.items()
     }  # {fold: [seeds, clips, classes, 3]}
-    n_seeds = len(next(iter(counts.values())))
-    sizes = {fold: c.shape[1] for fold, c in counts.items()}
-    draws = bootstrap_draws(sizes, rounds, task.seed, n_seeds if n_seeds > 1 else None)
-    seeds = np.stack([s for _, s in draws]) if n_seeds > 1 else np.zeros((rounds, 1), dtype=np.int64)  # [R, S]
-    first = seeds[:, 0]
-    values = np.zeros(rounds)
-    for fold, c in counts.items():
-        drawn = np.zeros((rounds, c.shape[1]))  # how often each round drew each clip
-        np.add.at(drawn, (np.arange(rounds)[:, None], np.stack([d[fold] for d, _ in draws])), 1)
-        summed = np.zeros((rounds, *c.shape[2:]))
-        for s in np.unique(first):  # the drawn clips' counts of each round's first seed
-            rows = first == s
-            summed[rows] = (drawn[rows] @ c[s].reshape(c.shape[1], -1)).reshape(-1, *c.shape[2:])
-        full = f1_from_counts(c.sum(axis=1), average)  # [S]: each seed's F1 on all clips
-        values += f1_from_counts(summed, average) + (full[seeds].mean(axis=1) - full[first])
-    return percentile_interval(values / len(counts))
+    return _summed_interval(counts, lambda sums, _: f1_from_counts(sums, average), rounds, task.seed)
 
 
 def _on_items(fn: Any, outputs: list[Any], data: ProbeData, idx: np.ndarray) -> Callable[[int], float]:

@@ -54,23 +54,31 @@ def segment_pool(binary: np.ndarray, window: int) -> np.ndarray:
     return binary[: segments * window].reshape(segments, window, -1).max(axis=1)
 
 
+def _segments(
+    logits: Sequence[np.ndarray], targets: Sequence[np.ndarray], hop_size_in_ms: float, segment_length_in_s: float
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per clip, the X-ARES segments ``(predicted, true)`` as booleans ``[S, C]``: sigmoid, round at 0.5, then
+    predictions and targets max-pooled over segments of ``segment_length_in_s``."""
+    window = math.ceil(segment_length_in_s / (hop_size_in_ms / 1000.0))
+    for logit, target in zip(logits, targets, strict=True):
+        if logit.shape != target.shape:
+            raise ValueError(f"segment F1: logits {logit.shape} and targets {target.shape} differ")
+        binary = np.round(1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64))))
+        yield segment_pool(binary, window) > 0, segment_pool(np.asarray(target), window) > 0
+
+
 def segment_counts(
     logits: Sequence[np.ndarray], targets: Sequence[np.ndarray], hop_size_in_ms: float, segment_length_in_s: float
 ) -> np.ndarray:
     """Per clip and class, the segment-level ``(true positives, false positives, false negatives)``: ``[N, C, 3]``.
 
-    The same segments as :func:`segment_f1` (sigmoid, round at 0.5, max-pool over segments); summed over any
-    set of clips they give that set's segment F1 through :func:`f1_from_counts`, so a bootstrap round costs a
-    sum instead of re-pooling every drawn clip.
+    The segments of :func:`segment_f1`; summed over any set of clips they give that set's segment F1 through
+    :func:`f1_from_counts`, so a bootstrap round costs a sum instead of re-pooling every drawn clip.
     """
-    window = math.ceil(segment_length_in_s / (hop_size_in_ms / 1000.0))
-    counts = []
-    for logit, target in zip(logits, targets, strict=True):
-        if logit.shape != target.shape:
-            raise ValueError(f"segment_counts: logits {logit.shape} and targets {target.shape} differ")
-        pred = segment_pool(np.round(1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64)))), window) > 0
-        true = segment_pool(np.asarray(target), window) > 0
-        counts.append(np.stack([(pred & true).sum(0), (pred & ~true).sum(0), (~pred & true).sum(0)], axis=-1))
+    counts = [
+        np.stack([(pred & true).sum(0), (pred & ~true).sum(0), (~pred & true).sum(0)], axis=-1)
+        for pred, true in _segments(logits, targets, hop_size_in_ms, segment_length_in_s)
+    ]
     return np.stack(counts).astype(np.int64)
 
 
@@ -102,14 +110,7 @@ def segment_f1(
     """
     from sklearn.metrics import f1_score
 
-    window = math.ceil(segment_length_in_s / (hop_size_in_ms / 1000.0))
-    preds, tars = [], []
-    for logit, target in zip(logits, targets, strict=True):
-        if logit.shape != target.shape:
-            raise ValueError(f"segment_f1: logits {logit.shape} and targets {target.shape} differ")
-        binary = np.round(1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64))))
-        preds.append(segment_pool(binary, window))
-        tars.append(segment_pool(np.asarray(target), window))
+    preds, tars = zip(*_segments(logits, targets, hop_size_in_ms, segment_length_in_s), strict=True)
     pred = np.concatenate(preds).astype(np.int64)
     tar = np.concatenate(tars).astype(np.int64)
     return float(f1_score(tar, pred, average=average, zero_division=0.0))
