@@ -93,11 +93,9 @@ def require_optional(module: str) -> ModuleType:
         pytest.skip(f"optional zoo package {module} (extra zoo-offline) is not importable: {exc}")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    from xbench.encoders.registry import all_cards
-
-    cards = all_cards()
+def repeated_cards(cards: dict) -> set[str]:
+    """Zoo cards (by name) whose architecture an earlier card (by name) of their family already has: under random
+    weights the two are the same model."""
     seen, repeated = set(), set()
     for name in sorted(cards):
         card = cards[name]
@@ -105,6 +103,15 @@ def pytest_collection_modifyitems(config, items):
         if card.parameters is not None and shape in seen:
             repeated.add(name)
         seen.add(shape)
+    return repeated
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    from xbench.encoders.registry import all_cards
+
+    cards = all_cards()
+    repeated = repeated_cards(cards)
     for item in items:
         module = getattr(getattr(item, "module", None), "__name__", "")
         name = item.callspec.params.get("name") if hasattr(item, "callspec") else None

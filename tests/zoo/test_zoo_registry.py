@@ -13,7 +13,7 @@ from xbench.encoders.card import ZooCard, ZooCardError
 from xbench.encoders.registry import all_cards
 from xbench.encoders.weights import WeightsChecksumError, WeightsUnavailableError, fetch_weights
 
-from conftest import OPTIONAL_CARDS, SLOW_ZOO_PARAMETERS, require_optional
+from conftest import OPTIONAL_CARDS, SLOW_ZOO_PARAMETERS, repeated_cards, require_optional
 
 CARDS = all_cards()
 
@@ -62,14 +62,12 @@ def test_card_matches_encoder_and_check_passes(name):
 def _shortened() -> list[str]:
     """The cards whose default-run check is SHORT_CHECK: over LARGE parameters (or not declared), the first card
     of each architecture by name, up to SLOW_ZOO_PARAMETERS (larger ones and repeats are the same code)."""
-    seen, names = set(), []
-    for name in sorted(CARDS):
-        card = CARDS[name]
-        shape = (card.family, card.parameters, card.output_dim, card.hop_size_in_ms)
-        if shape not in seen and (card.parameters is None or LARGE < card.parameters <= SLOW_ZOO_PARAMETERS):
-            names.append(name)
-        seen.add(shape)
-    return names
+    repeated = repeated_cards(CARDS)
+    return [
+        name
+        for name, card in sorted(CARDS.items())
+        if name not in repeated and (card.parameters is None or LARGE < card.parameters <= SLOW_ZOO_PARAMETERS)
+    ]
 
 
 @pytest.mark.slow
