@@ -23,8 +23,10 @@ HF (transformers)         hf            a ``save_pretrained`` folder: ``config.j
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +81,7 @@ def accepted(family: str | None = None) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -95,19 +97,46 @@ def _safetensors_keys(path: Path) -> list[str]:
         ) from exc
 
 
-def _torch_object(path: Path) -> Any:
+# Plain-data classes that released checkpoints pickle beside their tensors (fairseq- and ESPnet-style training
+# arguments); torch's weights-only unpickler refuses them unless allowlisted. Nothing here runs code on load.
+SAFE_GLOBALS = (argparse.Namespace,)
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def load_torch_checkpoint(path: str | Path, mmap: bool = True) -> Any:
+    """``torch.load`` of a ``.pt``/``.pth``/``.ckpt``/``.bin`` file with weights-only unpickling (plus
+    :data:`SAFE_GLOBALS`), memory-mapped where the format allows; one-line :class:`CheckpointError` otherwise.
+
+    A file that pickles other Python objects is refused as such (naming the object), not as corrupt.
+    """
     import torch
 
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # the legacy (non-zip) format cannot be memory-mapped; a broken file fails both ways
-        pass
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint ({_first_line(exc)}); it is corrupt or truncated: fetch it again"
-        ) from exc
+    path = Path(path)
+    with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+        if mmap:
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except Exception:  # the legacy (non-zip) format cannot be memory-mapped; a broken file fails both ways
+                pass
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            found = _UNSUPPORTED_GLOBAL.search(str(exc))
+            if found:
+                raise CheckpointError(
+                    f"{path}: pickles the Python object {found.group(1)}, which xbench does not unpickle (weights-only "
+                    "loading: unpickling can run code); save its state dict alone, e.g. "
+                    "torch.save({'model': state_dict}, FILE), and pass that file"
+                ) from exc
+            raise _unreadable(path, exc) from exc
+        except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+            raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: not a readable checkpoint ({_first_line(exc)}); it is corrupt or truncated: fetch it again"
+    )
 
 
 def _state(obj: Any) -> tuple[dict[str, Any], str | None]:
@@ -138,7 +167,7 @@ def _file_layout(path: Path) -> tuple[str | None, list[str]]:
     if path.suffix == ".safetensors":
         keys = _safetensors_keys(path)
         return _keys_layout(keys, None), keys
-    obj = _torch_object(path)
+    obj = load_torch_checkpoint(path)
     state, _ = _state(obj)
     keys = [str(k) for k in state]
     return _keys_layout(keys, obj if isinstance(obj, dict) else None), keys

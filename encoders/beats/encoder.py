@@ -23,10 +23,12 @@ from torch import nn
 
 from xbench.encoders.beats import CARDS, OPENBEATS_REPOS
 from xbench.encoders.beats.model import VARIANTS, BeatsConfig, BeatsModel, infer_config, pool_frequency_tokens
+from xbench.encoders.checkpoints import load_torch_checkpoint
 from xbench.encoders.registry import check_card
 from xbench.encoders.weights import WeightsUnavailableError, fetch_weights, seeded, use_pretrained
 
 log = logging.getLogger(__name__)
+
 
 def _espnet_beats_config(folder: Path) -> dict[str, Any] | None:
     path = folder / "config.yaml"
@@ -48,7 +50,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         path = found[0]
     if not path.is_file():
         raise FileNotFoundError(f"BEATs checkpoint {path} not found")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_torch_checkpoint(path, mmap=False)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj.get("cfg"), dict):
         return obj["model"], obj["cfg"]
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from xbench.encoders.captionstew.zipformer import ZIPFORMER_M, ZipformerConfig, ZipformerModel, output_frames
+from xbench.encoders.checkpoints import load_torch_checkpoint
 from xbench.encoders.frontends import kaldi_fbank
 from xbench.encoders.weights import WeightsUnavailableError, seeded, use_pretrained
 
@@ -76,7 +77,7 @@ def load_auden_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Zi
 
         state: dict[str, torch.Tensor] = load_file(str(weights))
     else:
-        obj = torch.load(weights, map_location="cpu", weights_only=True)
+        obj = load_torch_checkpoint(weights, mmap=False)
         state = obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
     state = _strip(state, "module.") or state
     if parent is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xbench.encoders.checkpoints import load_torch_checkpoint
 from xbench.encoders.dasheng import CARDS
 from xbench.encoders.dasheng.model import VARIANTS, DashengConfig, DashengModel, infer_config
 from xbench.encoders.registry import check_card
@@ -49,7 +50,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], DashengC
         state = load_file(str(path))
         config = _hf_config(path.parent / "config.json")
     else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_torch_checkpoint(path, mmap=False)
         if isinstance(obj, dict) and "model" in obj:
             state = obj["model"]
             if isinstance(obj.get("config"), dict):

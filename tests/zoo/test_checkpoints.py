@@ -2,7 +2,9 @@
 family name taking its shape from the file, and the refusals (wrong family, wrong size, corrupt file, unknown
 layout) as one ``error:`` line with exit code 2."""
 
+import argparse
 import json
+import re
 
 import pytest
 import torch
@@ -178,6 +180,30 @@ def test_corrupt_unknown_and_missing_checkpoints_are_one_line(tmp_path, capsys, 
     if kind == "unknown keys":
         for title in ("Zenodo", "HF", "ESPnet", "Microsoft", "Auden"):
             assert f"{title} (" in line
+
+
+class _Hyper:  # a training script's own class, pickled beside the weights
+    lr = 1e-3
+
+
+def test_pickled_training_arguments_load_and_other_objects_are_named(tmp_path, capsys):
+    model = beats_model()
+    with_args = tmp_path / "with_args.pt"  # fairseq/ESPnet-style: the training arguments pickled as a Namespace
+    args = argparse.Namespace(lr=1e-3)
+    torch.save({"cfg": BEATS_TINY.to_dict(), "model": model.state_dict(), "args": args}, with_args)
+    assert detect(with_args).name == "microsoft"
+    built = build("beats", weights=with_args)
+    x = torch.randn(1, 16000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = build("beats", weights=_microsoft(tmp_path))(x)
+        assert torch.equal(built(x), reference)
+    with_object = tmp_path / "with_object.pt"
+    torch.save({"cfg": BEATS_TINY.to_dict(), "model": model.state_dict(), "hyper": _Hyper()}, with_object)
+    expected = f"{with_object}: pickles the Python object {__name__}._Hyper, which xbench does not unpickle"
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        detect(with_object)
+    line = _one_error(capsys, ["check", "--encoder", "beats", "--weights", str(with_object)])
+    assert line.startswith(f"error: {expected}") and "\x1b" not in line and "corrupt" not in line
 
 
 def test_weights_and_layer_only_where_they_apply(tmp_path, capsys):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xbench.encoders.beats.model import BeatsConfig, BeatsModel
+from xbench.encoders.checkpoints import load_torch_checkpoint
 
 
 class RandomProjectionTokenizer(nn.Module):
@@ -215,7 +216,7 @@ def tokenizer_checkpoint(tokenizer: BeatsTokenizer) -> dict[str, Any]:
 
 def load_tokenizer(path: str | Path) -> BeatsTokenizer:
     """A frozen :class:`BeatsTokenizer` in eval mode from a :func:`tokenizer_checkpoint` file (strict keys)."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    obj = load_torch_checkpoint(path, mmap=False)
     cfg = dict(obj["cfg"])
     codes, dim = int(cfg.pop("quant_n")), int(cfg.pop("quant_dim"))
     tokenizer = BeatsTokenizer(BeatsConfig.from_dict(cfg), codes, dim)
