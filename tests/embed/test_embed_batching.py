@@ -189,6 +189,7 @@ def test_bf16_precision_runs_under_autocast_with_float32_embeddings_and_its_own_
     assert bf16_result["encoder"]["options"]["precision"] == "bf16"
     assert bf16_result["compute"]["precision"] == "bf16" and fp32_result["compute"]["precision"] == "fp32"
     assert bf16_result["compute"]["peak_memory"]["host_rss_mib"] > 0
+    assert fp32_result["compute"]["threads"] == torch.get_num_threads()
     for key in fp32:
         assert bf16[key].pooled.dtype == np.float32
         np.testing.assert_allclose(bf16[key].pooled, fp32[key].pooled, rtol=0.05, atol=0.05)

@@ -231,13 +231,15 @@ class TaskRunner:
 
     def compute(self) -> dict[str, Any]:
         """Where and how this process computed: the encoder's device (GPU name, CUDA and cuDNN versions), its
-        precision and TF32 setting, the probes' device, and the peak host and device memory so far."""
+        precision and TF32 setting, the probes' device, torch's intra-op thread count (probe and encoder numbers
+        agree bitwise only at one thread count), and the peak host and device memory so far."""
         harness = self.opts.harness
         return {
             "encoder_device": describe_device(harness.device),
             "precision": harness.precision,
             "tf32": harness.tf32,
             "probe_device": self.opts.device,
+            "threads": torch.get_num_threads(),
             "peak_memory": peak_memory(harness.device),
         }
 
