@@ -1,15 +1,20 @@
-"""Shared by the sandbox tests: whether bwrap runs here, a snapshot of a folder tree, a loopback TCP server."""
+"""Shared by the sandbox tests: whether bwrap runs here, a submission zip of one encoder file, a snapshot of a
+folder tree, a loopback TCP server."""
 
+import json
 import os
 import socket
 import threading
 import time
+import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from xbench.submission.manifest import FORMAT, file_entries
 from xbench.submission.sandbox import Sandbox, SandboxUnavailable
 
 from conftest import oracles_required
@@ -23,6 +28,31 @@ def require_bwrap() -> None:
         if oracles_required():
             pytest.fail(f"CI must run the sandbox tests: {exc}")
         pytest.skip(str(exc))
+
+
+def entry_zip(folder: Path, source: str, cls: str, meta_edit=None) -> Path:
+    """A submission zip (under a new name in ``folder``) of the encoder file ``source`` defining class ``cls``.
+
+    ``meta_edit(meta)`` may change its metadata before it is written (the checksums are taken before).
+    """
+    files = {"enc.py": source.encode(), "requirements.txt": b"\n"}
+    meta = {
+        "format": FORMAT,
+        "name": "sealed",
+        "encoder": {"file": "enc.py", "class": cls},
+        "weights": [],
+        "download": None,
+        "requirements": [],
+        "files": file_entries({}, files),
+    }
+    if meta_edit:
+        meta_edit(meta)
+    out = folder / f"entry-{uuid.uuid4().hex[:8]}.zip"
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr("metadata.json", json.dumps(meta))
+    return out
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, float] | None]:

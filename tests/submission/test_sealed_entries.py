@@ -8,14 +8,12 @@ import shutil
 import tempfile
 import time
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import require_bwrap, snapshot, tcp_listener
+from sandbox_helpers import entry_zip, require_bwrap, snapshot, tcp_listener
 
 from xbench.cli import main
-from xbench.submission.manifest import FORMAT, file_entries
 from xbench.submission.sandbox import Limits
 from xbench.submission.verify import VerifyOptions, verify_submission
 
@@ -60,24 +58,7 @@ os.wait()
 
 def make_entry(folder: Path, snippet: str = "", meta_edit=None) -> Path:
     """A submission zip of one encoder file whose module runs ``snippet`` when imported."""
-    files = {"enc.py": ENCODER.format(snippet=snippet).encode(), "requirements.txt": b"\n"}
-    meta = {
-        "format": FORMAT,
-        "name": "sealed",
-        "encoder": {"file": "enc.py", "class": "Frames"},
-        "weights": [],
-        "download": None,
-        "requirements": [],
-        "files": file_entries({}, files),
-    }
-    if meta_edit:
-        meta_edit(meta)
-    out = folder / f"entry-{uuid.uuid4().hex[:8]}.zip"
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-        zf.writestr("metadata.json", json.dumps(meta))
-    return out
+    return entry_zip(folder, ENCODER.format(snippet=snippet), "Frames", meta_edit)
 
 
 @pytest.fixture

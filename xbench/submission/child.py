@@ -103,25 +103,11 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
 
 def task(args: argparse.Namespace) -> dict[str, Any]:
     """Load and run the small task; its score per track."""
-    from xbench.encoder.contract import load_encoder
-    from xbench.pipeline.run import RunOptions, evaluate
-    from xbench.submission.small_task import TASK_NAME
-    from xbench.taskspec.registry import get_task
+    from xbench.submission.small_task import small_task_scores
 
     out: dict[str, Any] = {}
     try:
-        frame = evaluate(
-            load_encoder(args.spec),
-            [get_task(TASK_NAME, args.tasks_dir)],
-            RunOptions(
-                output_dir=str(Path(args.work) / "results"),
-                cache_root=str(Path(args.work) / "cache"),
-                device=args.device,
-                bootstrap_rounds=20,
-                show_progress=False,
-            ),
-        )
-        out["scores"] = {r.track: round(float(r.score), 4) for r in frame.itertuples()}
+        out["scores"] = small_task_scores(args.spec, args.tasks_dir, args.work, args.device)
     except (Exception, SystemExit) as exc:
         out["error"] = _error(exc)
     return out

@@ -61,6 +61,29 @@ def build_small_task(folder: Path, seed: int = 0) -> Path:
     return tasks
 
 
+def small_task_scores(encoder: Any, tasks_dir: str | Path, work: str | Path, device: str = "cpu") -> dict[str, float]:
+    """The score per track (knn, mlp) of ``encoder`` (a spec or an instance) on the task under ``tasks_dir``.
+
+    ``work`` holds the run's cache and results. Raises what loading or running the encoder raises.
+    """
+    from xbench.encoder.contract import load_encoder
+    from xbench.pipeline.run import RunOptions, evaluate
+    from xbench.taskspec.registry import get_task
+
+    frame = evaluate(
+        load_encoder(encoder),
+        [get_task(TASK_NAME, str(tasks_dir))],
+        RunOptions(
+            output_dir=str(Path(work) / "results"),
+            cache_root=str(Path(work) / "cache"),
+            device=device,
+            bootstrap_rounds=20,
+            show_progress=False,
+        ),
+    )
+    return {r.track: round(float(r.score), 4) for r in frame.itertuples()}
+
+
 def score_verdict(scores: dict[str, float]) -> tuple[bool, str]:
     """(every track at or above :data:`SCORE_FLOOR`, a line with both scores)."""
     shown = ", ".join(f"{track} {score:.3f}" for track, score in sorted(scores.items()))
