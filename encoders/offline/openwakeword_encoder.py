@@ -16,6 +16,8 @@ import math
 import numpy as np
 import torch
 
+from xbench.encoders.offline import pinned_weights
+
 HOP = 1280  # samples per embedding (80 ms)
 WINDOW = 76  # mel frames per embedding
 LEFT_PAD = 9 * HOP  # 11,520 samples: a whole number of strides keeps the official frame grid
@@ -31,6 +33,8 @@ class OpenWakeWordEncoder(torch.nn.Module):
     def __init__(self, threads: int | None = None) -> None:
         super().__init__()
         from openwakeword.utils import AudioFeatures
+
+        pinned_weights("openwakeword")  # the wheel's two ONNX models are the ones the card pins
 
         # onnxruntime threads: torch's setting unless given (the harness sets it from XBENCH_NUM_THREADS)
         self.features = AudioFeatures(inference_framework="onnx", ncpu=threads or torch.get_num_threads())

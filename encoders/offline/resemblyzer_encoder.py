@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xbench.encoders.offline import pinned_weights
+
 
 class ResemblyzerEncoder(torch.nn.Module):
     """``[B, W]`` 16 kHz -> ``[B, 1 + W // 160, 256]`` LSTM outputs."""
@@ -24,6 +26,7 @@ class ResemblyzerEncoder(torch.nn.Module):
         super().__init__()
         from resemblyzer import VoiceEncoder
 
+        pinned_weights("resemblyzer")  # the wheel's pretrained.pt is the one the card pins
         self.model = VoiceEncoder("cpu", verbose=False)
         self.model.eval()
 

@@ -19,6 +19,8 @@ from xbench.encoders.weights import (
     recorded_sha256,
 )
 
+from conftest import require_optional
+
 RECORD = 4242
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 3 * 2**20, dtype=np.uint8).tobytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -137,3 +139,47 @@ def test_zoo_ls_shows_weight_file_url_and_checksum(tmp_path, monkeypatch, capsys
     assert table[0].split()[-4:] == ["weight", "file", "sha256", "url"]
     line = next(row for row in table if row.startswith("dasheng-base "))
     assert f"dasheng_base.pt {SHA[:12]}… (recorded)" in " ".join(line.split()) and card.weights_url in line
+
+
+def test_package_weights_are_checked_against_the_card(tmp_path, monkeypatch):
+    from xbench.encoders.weights import verify_package_weights
+
+    package = tmp_path / "toy_weights_pkg"
+    (package / "assets").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    weights = package / "assets" / "w.bin"
+    weights.write_bytes(PAYLOAD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    card = _card(package_weights=(("toy_weights_pkg/assets/w.bin", SHA),))
+    assert verify_package_weights(card) == [weights]
+    weights.write_bytes(PAYLOAD[:-1] + b"\0")  # another release's file, or a changed one
+    with pytest.raises(WeightsChecksumError, match=f"{weights} .* the card pins {SHA}: another release"):
+        verify_package_weights(card)
+    weights.unlink()
+    with pytest.raises(WeightsChecksumError, match="toy_weights_pkg has no toy_weights_pkg/assets/w.bin"):
+        verify_package_weights(card)
+    absent = _card(package_weights=(("no_such_pkg_here/w.bin", SHA),))
+    assert verify_package_weights(absent) == []  # not installed: the encoder's own import says what to install
+    for bad in ((("../w.bin", SHA),), (("pkg", SHA),), (("pkg/../w.bin", SHA),), (("pkg/w.bin", "abc"),)):
+        with pytest.raises(ValueError, match="field 'package_weights'"):
+            _card(package_weights=bad)
+    with pytest.raises(ValueError, match="in a package or are downloaded, not both"):
+        _card(package_weights=(("pkg/w.bin", SHA),), weights_file="w.bin", weights_url="http://x/w.bin")
+
+
+@pytest.mark.parametrize("name", ["resemblyzer", "openwakeword", "crepe-tiny"])
+def test_offline_cards_pin_their_wheels_weights(name, monkeypatch, capsys):
+    import dataclasses
+
+    import xbench.encoders.offline as offline
+    from xbench.encoders.registry import get_card
+    from xbench.encoders.weights import verify_package_weights
+
+    card = get_card(name)
+    require_optional(card.package_weights[0][0].split("/")[0])
+    assert len(verify_package_weights(card)) == len(card.package_weights) > 0  # the installed files match
+    wrong = dataclasses.replace(card, package_weights=((card.package_weights[0][0], "0" * 64),))
+    monkeypatch.setattr(offline, "CARDS", [wrong if c.name == name else c for c in offline.CARDS])
+    assert main(["check", "--encoder", name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and f"the card pins {'0' * 64}" in err[0]

@@ -18,9 +18,12 @@ def register(subparsers: Any) -> None:
 
 
 def _checksum(card: Any) -> str:
-    """The card's sha256, else the one recorded when its file was first downloaded (marked), else ``-``."""
+    """The card's sha256 (of its first package file), else the one recorded when its file was first downloaded
+    (marked), else ``-``."""
     from xbench.encoders.weights import recorded_sha256, weights_dir
 
+    if card is not None and card.package_weights:
+        return card.package_weights[0][1]
     if card is None or not card.weights_file:
         return "-"
     if card.weights_sha256:
@@ -41,6 +44,9 @@ def _ls(args: argparse.Namespace) -> int:
         if card is not None:
             row.update(card.to_dict())
         row["checksum"] = _checksum(card)
+        if card is not None and card.package_weights:  # files inside an installed package: the first, and how many
+            more = len(card.package_weights) - 1
+            row["weights_file"] = card.package_weights[0][0].rsplit("/", 1)[-1] + (f" (+{more})" if more else "")
         row["url"] = (card.weights_url or (f"hf:{card.weights_hub}" if card.weights_hub else "")) if card else ""
         rows.append(row)
     if args.json:
