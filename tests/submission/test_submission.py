@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 import torch
+from sandbox_helpers import snapshot
 
 from xbench.cli import main
 from xbench.submission.imports import scan_imports
@@ -91,11 +92,13 @@ def test_scan_finds_local_modules_and_third_party_imports(encoder_dir):
 
 def test_package_then_verify_in_a_fresh_venv(encoder_dir, tmp_path):
     out = tmp_path / "sub.zip"
+    before = snapshot(encoder_dir)
     res = package(
         str(encoder_dir / "my_encoder.py"),
         out,
         PackageOptions(weights=[str(encoder_dir / "weights.pt")], authors=["A. Person"], long_seconds=3),
     )
+    assert snapshot(encoder_dir) == before  # the checker imported the user's code and wrote no __pycache__ there
     names = set(zipfile.ZipFile(out).namelist())
     assert names == CODE | GENERATED | {"weights.pt"}
     meta = json.loads(zipfile.ZipFile(out).read("metadata.json"))

@@ -1,4 +1,4 @@
-"""The steps that import a submission's code, run as ``python -I -m xbench.submission.child STEP`` in a sandbox.
+"""The steps that import a submission's code, run as ``python -I -B -m xbench.submission.child STEP`` in a sandbox.
 
 ``requirements FILE`` prints, as JSON, the pinned requirements whose installed version differs.
 ``check --spec ...`` loads the encoder, encodes one batch the size a run encodes (:func:`run_batch`,
@@ -124,7 +124,7 @@ class ChildRun:
 
 
 def run_child(sandbox: Sandbox, python: str, step_args: Sequence[str], **where: Any) -> ChildRun:
-    """Run ``python -I -m xbench.submission.child STEP_ARGS`` with ``sandbox.run(**where)``."""
+    """Run ``python -I -B -m xbench.submission.child STEP_ARGS`` with ``sandbox.run(**where)``."""
     from xbench.submission.memory import gib
 
     run = sandbox.run(python, ["-m", "xbench.submission.child", *step_args], **where)

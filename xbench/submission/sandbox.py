@@ -61,6 +61,9 @@ NO_SANDBOX_WARNING = (
 HARNESS_PACKAGES = ("xbench", "xbench.encoders", "xbench.tasks")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime")
+# isolated (no PYTHON* variables, no user site, no script folder on sys.path) and no bytecode written:
+# -I ignores PYTHONDONTWRITEBYTECODE, and without -B imports would leave __pycache__ in the entry's folder
+PYTHON_FLAGS = ("-I", "-B")
 PASS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "XBENCH_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "TZ")
 PRIVATE_TMPFS_BYTES = 512 * 2**20  # /tmp and /dev/shm; larger temporary files belong in TMPDIR (on disk)
 POLL_S = 0.05
@@ -349,7 +352,7 @@ class Sandbox:
         readonly: Sequence[Path] = (),
         name: str = "step",
     ) -> StepRun:
-        """Run ``python -I <args>`` under the supervisor, sandboxed (unless disabled) and limited.
+        """Run ``python -I -B <args>`` under the supervisor, sandboxed (unless disabled) and limited.
 
         ``scratch`` gets a fresh ``home`` and ``tmp`` (the step's HOME and TMPDIR, which must be left
         empty); ``cwd``, ``scratch`` and ``writable`` are writable, ``readonly`` is read-only; the
@@ -363,12 +366,12 @@ class Sandbox:
         logs.mkdir(parents=True, exist_ok=True)
         watch = [str(home), str(tmp)] + (["/tmp", "/dev/shm"] if self.enabled else [])
         read_fd, write_fd = os.pipe()
-        sup = [python, "-I", "-m", "xbench.submission.supervisor", "--status-fd", str(write_fd)]
+        sup = [python, *PYTHON_FLAGS, "-m", "xbench.submission.supervisor", "--status-fd", str(write_fd)]
         sup += ["--cpu-seconds", str(self.limits.cpu)] + [a for w in watch for a in ("--watch", w)]
         if not self.gpu:  # the CUDA driver's mappings are not measured against RLIMIT_DATA here; the tree poll applies
             sup += ["--data-bytes", str(self.limits.memory_bytes)]
         cwd = Path(os.path.realpath(cwd))
-        argv = self._argv([*sup, "--", python, "-I", *args], cwd, readonly, [cwd, scratch, *writable])
+        argv = self._argv([*sup, "--", python, *PYTHON_FLAGS, *args], cwd, readonly, [cwd, scratch, *writable])
         out_path, err_path = logs / f"{name}.out", logs / f"{name}.err"
         chunks: list[bytes] = []
         reader = threading.Thread(target=_read_all, args=(read_fd, chunks), daemon=True)

@@ -1,4 +1,4 @@
-"""The first process of a sandboxed step (``python -I -m xbench.submission.supervisor``; internal).
+"""The first process of a sandboxed step (``python -I -B -m xbench.submission.supervisor``; internal).
 
 It sets the step's per-process limits (CPU time, data size, no core files) on itself, so that every
 process of the entry inherits them; becomes the child subreaper, so that a process the entry forks
