@@ -1,7 +1,8 @@
 """Each user error of `xbench run` / `xbench check` is exactly one line starting with ``error:``, exit code 2
 and no traceback (tracebacks only with ``--debug``): a device torch cannot use, a bad batch size, an empty
-shard, a task declaration missing a field, a split pattern matching a folder, and data whose checksums no
-longer match its download marker (``--verify-data``).
+shard (a tar with no members, a zero-byte file, a file that is no tar), a task declaration missing a field,
+a split pattern matching a folder, and data whose checksums no longer match its download marker or its
+declaration (``--verify-data``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _one_error(capsys, argv: list[str]) -> str:
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == errors[0], err  # nothing continues the error on further lines
     return errors[0]
 
 
@@ -82,6 +84,22 @@ def test_an_empty_shard(tmp_path, capsys):
     tarfile.open(empty, "w").close()  # a valid tar with no members
     line = _one_error(capsys, _run(tmp_path))
     assert line == f"error: shard {empty}: holds no samples (an empty tar, or only folders and metadata)"
+
+
+def test_a_zero_byte_shard(tmp_path, capsys):
+    _declare(tmp_path)
+    empty = tmp_path / "data" / "e_train-000002.tar"
+    empty.write_bytes(b"")  # e.g. a copy that was interrupted
+    line = _one_error(capsys, _run(tmp_path))
+    assert line == f"error: shard {empty}: not a readable tar (empty file, 0 bytes)"
+
+
+def test_a_shard_that_is_not_a_tar(tmp_path, capsys):
+    _declare(tmp_path)
+    garbage = tmp_path / "data" / "e_valid-000002.tar"
+    garbage.write_bytes(b"not a tar at all" * 64)
+    line = _one_error(capsys, _run(tmp_path))
+    assert line == f"error: shard {garbage}: not a readable tar: invalid header"
 
 
 def test_a_declaration_missing_a_field_names_it(tmp_path, capsys):

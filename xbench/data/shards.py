@@ -168,7 +168,21 @@ def iter_members(shard: PathLike, read: Callable[[str], bool] | None = None) -> 
             _check_end(tar, path, name)
     except tarfile.TarError as exn:
         after = f" at or after member {name!r}" if name is not None else ""
-        raise ShardError(f"not a readable tar{after}: {exn}", shard=path) from exn
+        raise ShardError(f"not a readable tar{after}{_tar_reason(exn, path)}", shard=path) from exn
+
+
+_PLAIN_TAR_REASON = re.compile(r"^- method tar: \w+\('(.*)'\)$", re.M)
+
+
+def _tar_reason(exn: tarfile.TarError, path: str) -> str:
+    """One line for why tarfile refused a shard: tarfile's own message lists every compression method
+    it tried, one per line; keep what the plain-tar method said (or the message's first line)."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return " (empty file, 0 bytes)"
+    text = str(exn)
+    plain = _PLAIN_TAR_REASON.search(text)
+    line = plain.group(1) if plain else text.partition("\n")[0].rstrip(":")
+    return f": {line}" if line else f": {type(exn).__name__}"
 
 
 def _extension(name: str) -> str | None:
