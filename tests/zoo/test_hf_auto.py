@@ -207,6 +207,13 @@ def test_a_model_without_audio_input_is_refused(tmp_path, capsys):
 # --- remote code -----------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def modules_cache(tmp_path_factory) -> str:
+    """One remote-code module cache for the module's tests: transformers imports ``transformers_modules`` from the
+    first cache a process uses, so a second cache in the same process is not found (a real run has one)."""
+    return str(tmp_path_factory.mktemp("modules"))
+
+
 def _remote_code_model(folder) -> torch.nn.Module:
     """A MERT-like repository: a wav2vec2 subclass in the folder's own Python files, at 24 kHz."""
     model = random_model(TINY_CONFIGS["wav2vec2"], seed=3).eval()
@@ -227,10 +234,10 @@ def _remote_code_model(folder) -> torch.nn.Module:
     return model
 
 
-def test_remote_code_only_with_trust_remote_code(tmp_path, monkeypatch, capsys):
+def test_remote_code_only_with_trust_remote_code(tmp_path, monkeypatch, capsys, modules_cache):
     from xbench.cli import main
 
-    monkeypatch.setattr(transformers.dynamic_module_utils, "HF_MODULES_CACHE", str(tmp_path / "modules"))
+    monkeypatch.setattr(transformers.dynamic_module_utils, "HF_MODULES_CACHE", modules_cache)
     folder = tmp_path / "tiny-mert"
     model = _remote_code_model(folder)
     with pytest.raises(HFModelError, match=r"auto_map: AutoConfig, AutoModel\); pass --trust-remote-code"):
@@ -240,9 +247,12 @@ def test_remote_code_only_with_trust_remote_code(tmp_path, monkeypatch, capsys):
     enc = _load(f"hf:{folder}", trust=True)
     assert type(enc.model).__name__ == "TinyMertModel"
     assert (enc.sampling_rate, enc.hop_size_in_ms) == (24000, 1000 * 80 / 24000)  # rate from the preprocessor
+    assert enc.output_dim == 16
     audio = _audio(4800)
     with torch.no_grad():
-        assert torch.equal(enc(audio), model(audio).last_hidden_state)
+        states = model(audio, output_hidden_states=True)
+        assert torch.equal(enc(audio), states.last_hidden_state) and enc(audio).shape[1] == 4800 // 80 == 60
+        assert torch.equal(_load(f"hf:{folder}", layer=1, trust=True)(audio), states.hidden_states[1])
     code = encoder_identity(enc)["settings"]["remote_code_sha256"]
     assert set(code) == {"configuration_tinymert.py", "modeling_tinymert.py"}
     with pytest.raises(EncoderLoadError, match="applies to hf: models only"):
@@ -252,21 +262,75 @@ def test_remote_code_only_with_trust_remote_code(tmp_path, monkeypatch, capsys):
 # --- hub ids: revision resolved to the commit hash and recorded --------------------------------------------
 
 
-def _hub_cache(tmp_path, monkeypatch) -> None:
-    """A Hugging Face cache holding org/tiny at COMMIT (refs/main and a tag), offline."""
+def _hubert(folder) -> None:
+    random_model(TINY_CONFIGS["hubert"], seed=5).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(do_normalize=False).save_pretrained(folder)
+
+
+def _hub_cache(tmp_path, monkeypatch, name: str = "tiny", write=_hubert) -> None:
+    """A Hugging Face cache holding org/<name> (written into its snapshot by ``write(folder)``) at COMMIT (refs/main
+    and a tag), offline."""
     import huggingface_hub.constants
 
     cache = tmp_path / "hub"
-    repo = cache / "models--org--tiny"
+    repo = cache / f"models--org--{name}"
     snapshot = repo / "snapshots" / COMMIT
-    model = random_model(TINY_CONFIGS["hubert"], seed=5).eval()
-    model.save_pretrained(snapshot)
-    Wav2Vec2FeatureExtractor(do_normalize=False).save_pretrained(snapshot)
+    snapshot.mkdir(parents=True)
+    write(snapshot)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     (repo / "refs" / "v1.0").write_text(COMMIT)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _whisper(folder) -> None:
+    torch.manual_seed(2)
+    WhisperModel(TINY_WHISPER).eval().save_pretrained(folder)
+
+
+def _encodec(folder) -> None:
+    torch.manual_seed(0)
+    config = EncodecConfig(
+        hidden_size=16, num_filters=4, upsampling_ratios=[4, 2], codebook_size=16, codebook_dim=16, num_lstm_layers=1
+    )
+    EncodecModel(config).eval().save_pretrained(folder)
+
+
+def _generic(folder) -> None:
+    torch.manual_seed(0)
+    config = Wav2Vec2BertConfig(**_TINY, output_hidden_size=16, conv_depthwise_kernel_size=3, add_adapter=False)
+    _save(Wav2Vec2BertModel(config).eval(), folder, SeamlessM4TFeatureExtractor())
+
+
+HUB_FAMILIES = {
+    **{
+        family: lambda folder, family=family: _save(
+            random_model(TINY_CONFIGS[family], seed=1).eval(), folder, Wav2Vec2FeatureExtractor(do_normalize=False)
+        )
+        for family in TINY_CONFIGS
+    },
+    "whisper": _whisper,
+    "ast": lambda folder: _save(_tiny_ast(), folder, ASTFeatureExtractor(num_mel_bins=32, max_length=128)),
+    "clap": lambda folder: _save(_tiny_clap(), folder, ClapFeatureExtractor(feature_size=16, max_length_s=2)),
+    "encodec": _encodec,
+    "wav2vec2-bert": _generic,
+    "remote-code": _remote_code_model,
+}
+
+
+@pytest.mark.parametrize("family", sorted(HUB_FAMILIES))
+def test_every_family_records_its_hub_revision(tmp_path, monkeypatch, family, modules_cache):
+    """The commit a hub id resolves to is recorded for every family the loader knows, remote code included."""
+    monkeypatch.setattr(transformers.dynamic_module_utils, "HF_MODULES_CACHE", modules_cache)
+    _hub_cache(tmp_path, monkeypatch, family, HUB_FAMILIES[family])
+    spec = f"hf:org/{family}@v1.0"
+    enc = _load(spec, trust=family == "remote-code")
+    identity = encoder_identity(enc)
+    assert identity["settings"]["revision"] == COMMIT and identity["settings"]["model"] == f"org/{family}"
+    assert encoder_name(EncoderSpec(spec), identity) == f"hf:org/{family}@{COMMIT[:12]}"
+    with torch.no_grad():
+        assert enc(_audio(enc.sampling_rate // 2)).shape[-1] == enc.output_dim == 16
 
 
 @pytest.mark.parametrize("revision", ["", "@main", "@v1.0", f"@{COMMIT}"])
