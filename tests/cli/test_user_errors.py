@@ -16,6 +16,7 @@ import torch
 from fake_zenodo import FakeZenodo
 
 from xbench.cli import main
+from xbench.core.atomic_io import sha256_file
 from xbench.core.paths import record_dir
 from xbench.data.zenodo import md5sum
 from xbench.taskspec.config import TaskConfig
@@ -151,3 +152,30 @@ def test_verify_data_refuses_data_changed_since_download(tmp_path, capsys, monke
     assert not (tmp_path / "o2").exists()  # refused before any work
     # without the check the corrupted shard is read as if nothing happened
     assert main(_run(tmp_path, "--data-root", str(root), "--output", str(tmp_path / "o3"))) == 0
+
+
+def test_verify_data_refuses_data_its_declaration_pins_otherwise(tmp_path, capsys):
+    """A task without a Zenodo record (as the offline suite's) is checked against its declared checksums."""
+    task = _declare(tmp_path)
+    shards = sorted((tmp_path / "data").glob("*.tar"))
+    pins = {p.name: f"sha256:{sha256_file(p)}" for p in shards}
+    pins[shards[0].name] = f"md5:{md5sum(shards[0])}"  # either algorithm, as written
+    (tmp_path / "tasks" / "errs.json").write_text(json.dumps({**task.to_dict(), "checksums": pins}))
+    assert main([*_run(tmp_path), "--verify-data"]) == 0
+    capsys.readouterr()
+
+    changed = tmp_path / "data" / "e_valid-000001.tar"
+    data = bytearray(changed.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one audio sample
+    changed.write_bytes(bytes(data))
+    line = _one_error(capsys, [*_run(tmp_path, "--output", str(tmp_path / "o2")), "--verify-data"])
+    assert line == (
+        f"error: --verify-data: task errs: 1 changed and 0 missing of the {len(shards)} files the declaration's "
+        f"checksums name in {tmp_path / 'data'} (first: {changed}: sha256:{sha256_file(changed)}, "
+        f"declared {pins[changed.name]})"
+    )
+    assert not (tmp_path / "o2").exists()  # refused before any work
+    changed.unlink()
+    line = _one_error(capsys, [*_run(tmp_path, "--output", str(tmp_path / "o2")), "--verify-data"])
+    assert line.startswith("error: --verify-data: task errs: 0 changed and 1 missing of")
+    assert line.endswith(f"(first: missing {changed})")

@@ -644,6 +644,38 @@ def test_verify_of_a_record_not_downloaded_is_not_ok(root):
     assert result.status == "missing" and not result.ok and "no .complete marker" in result.message
 
 
+def test_verify_of_a_task_without_a_record_checks_its_declared_checksums(tmp_path, root):
+    folder = tmp_path / "shards"  # placed by hand, as the offline suite's and users' tasks are
+    folder.mkdir()
+    (folder / "a.tar").write_bytes(shard(20))
+    (folder / "b.tar").write_bytes(shard(21))
+    pins = {"a.tar": f"sha256:{hashlib.sha256(shard(20)).hexdigest()}", "b.tar": f"md5:{md5(shard(21))}"}
+    tasks = [Task("local", checksums=pins, data_dir=str(folder)), Task("hidden", None, True, pins, str(folder))]
+    results = run([*tasks, Task("bare", data_dir=str(folder))], root, verify=True)
+    assert [(r.status, r.ok, r.corrupt, r.missing) for r in results] == [
+        ("verified", True, [], []),
+        ("verified", True, [], []),
+        ("local", True, [], []),  # no record and no checksums: nothing to check
+    ]
+    assert results[0].message == f"2 file(s) verified against the declaration's checksums in {folder}"
+
+    _flip_byte(folder / "a.tar", 700)
+    _flip_byte(folder / "b.tar", 700)
+    (bad,) = run(tasks[:1], root, verify=True)
+    assert (bad.status, bad.ok, bad.missing) == ("corrupt", False, [])
+    a, b = folder / "a.tar", folder / "b.tar"
+    assert bad.corrupt == [
+        f"{a}: sha256:{hashlib.sha256(a.read_bytes()).hexdigest()}, declared {pins['a.tar']}",
+        f"{b}: md5:{md5(b.read_bytes())}, declared {pins['b.tar']}",
+    ]
+    b.unlink()
+    (gone,) = run(tasks[:1], root, verify=True)
+    assert gone.missing == [b] and len(gone.corrupt) == 1 and not gone.ok
+    assert gone.message == f"1 changed and 1 missing of the 2 files the declaration's checksums name in {folder}"
+    (plain,) = run(tasks[:1], root)  # without verify a task without a record is still placed by hand
+    assert plain.status == "local"
+
+
 def test_download_verify_command(fake, root, monkeypatch, capsys):
     registry = types.ModuleType("xbench.taskspec.registry")
     registry.get_task = lambda name, tasks_dir=None: Task("esc50", 122)  # type: ignore[attr-defined]

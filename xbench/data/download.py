@@ -24,7 +24,10 @@ One process at a time downloads a record: it holds the claim ``<record folder>/.
 
 ``verify=True`` fetches nothing: it rechecks every file the marker lists (record files still in place
 and extracted members) against the checksums it holds, so corruption after download is found
-(status ``corrupt``); ``xbench run --verify-data`` refuses such data.
+(status ``corrupt``); ``xbench run --verify-data`` refuses such data. A task without a Zenodo record
+(private, or placed by hand: the offline suite, user declarations) is checked against its declaration's
+``checksums`` instead (``{file name: "md5:<hex>" | "sha256:<hex>"}`` in its data folder); one with
+neither keeps status ``private`` / ``local``, as there is nothing to check.
 
 Private tasks are never downloaded. ``offline=True`` makes no network request: it reports which files
 are missing and where they go. ``mirror=DIR`` serves records from ``DIR/<record id>/<file>`` (with an
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xbench import __version__
-from xbench.core.atomic_io import atomic_write_json, clean_orphans
+from xbench.core.atomic_io import atomic_write_json, clean_orphans, sha256_file
 from xbench.core.claims import hold
 from xbench.core.paths import task_audio_dir
 from xbench.data.safe_extract import ArchiveError, is_archive, safe_extract
@@ -73,7 +76,8 @@ OK_STATUSES = frozenset({"downloaded", "present", "verified", "private", "local"
 
 
 class DataVerificationError(ValueError):
-    """Data no longer matches the checksums its download marker recorded (or was never downloaded)."""
+    """Data no longer matches the checksums its download marker recorded or its declaration pins (or was never
+    downloaded)."""
 
 
 class DownloadTask(Protocol):
@@ -103,7 +107,8 @@ class DownloadResult:
     ``missing`` (offline: files absent, listed in ``missing`` as target paths), ``incomplete`` (offline:
     files present but not yet verified), ``private`` / ``local`` (no record: shards are placed by hand
     in ``folder``), ``error`` (``error`` holds the exception); with ``verify``: ``verified`` (every file
-    matches its marker's checksum) or ``corrupt`` (``corrupt`` and ``missing`` list what does not).
+    matches its marker's checksum, or for a task without a record its declaration's) or ``corrupt``
+    (``corrupt`` and ``missing`` list what does not).
     """
 
     task: str
@@ -274,24 +279,58 @@ def _verify_record(record_id: int, folder: Path) -> tuple[str, list[str], list[P
     if members is None and extracted:
         note = " (files extracted from archives carry no checksums in this older marker; download again to add them)"
     expected.update(members or {})
+    return _recheck(
+        expected,
+        folder,
+        source="recorded at download",
+        prefix=f"record {record_id}: ",
+        changed=f"checked since download in {folder}; delete {folder / MARKER_NAME} and run `xbench download` again",
+        verified=f"in {folder}{note}",
+    )
+
+
+_DIGESTS = {"md5": md5sum, "sha256": sha256_file}
+
+
+def _recheck(
+    expected: Mapping[str, str],
+    folder: Path,
+    digests: dict[tuple[Path, str], str] | None = None,
+    *,
+    source: str,
+    prefix: str,
+    changed: str,
+    verified: str,
+) -> tuple[str, list[str], list[Path], list[str], str]:
+    """Recheck files against checksums: (status ``verified`` or ``corrupt``, files, missing, corrupt lines,
+    message).
+
+    ``expected``: path relative to ``folder`` -> ``"md5:<hex>"`` or ``"sha256:<hex>"`` (bare hex: md5).
+    A corrupt line reads ``<path>: <algo>:<actual>, <source> <algo>:<expected>``; the message
+    ``<prefix><n> changed and <n> missing of the <n> files <changed>`` or ``<prefix><n> file(s) verified
+    <verified>``. ``digests`` memoises digests across calls (tasks sharing a folder).
+    """
+    digests = {} if digests is None else digests
     missing: list[Path] = []
     corrupt: list[str] = []
     for rel, checksum in sorted(expected.items()):
+        algo, sep, want = checksum.strip().partition(":")
+        algo, want = (algo.lower(), want.lower()) if sep else ("md5", algo.lower())
+        if algo not in _DIGESTS:
+            raise ValueError(f"checksum {checksum!r} of {rel!r}: expected 'md5:<hex>' or 'sha256:<hex>'")
         path = folder / rel
         if not path.is_file():
             missing.append(path)
             continue
-        want, actual = normalize_md5(checksum), md5sum(path)
-        if actual != want:
-            corrupt.append(f"{path}: md5:{actual}, recorded at download md5:{want}")
+        key = (path.resolve(), algo)
+        if key not in digests:
+            digests[key] = _DIGESTS[algo](path)
+        if digests[key] != want:
+            corrupt.append(f"{path}: {algo}:{digests[key]}, {source} {algo}:{want}")
     if missing or corrupt:
-        message = (
-            f"record {record_id}: {len(corrupt)} changed and {len(missing)} missing of the {len(expected)} files "
-            f"checked since download in {folder}; delete {folder / MARKER_NAME} and run `xbench download` again"
-        )
-        return "corrupt", sorted(expected), missing, corrupt, message
-    message = f"record {record_id}: {len(expected)} file(s) verified in {folder}{note}"
-    return "verified", sorted(expected), [], [], message
+        counts = f"{len(corrupt)} changed and {len(missing)} missing of the {len(expected)} files"
+        return "corrupt", sorted(expected), missing, corrupt, f"{prefix}{counts} {changed}"
+    return "verified", sorted(expected), [], [], f"{prefix}{len(expected)} file(s) verified {verified}"
 
 
 def _download_record(
@@ -397,9 +436,13 @@ def download_tasks(
     """
     results: list[DownloadResult | None] = [None] * len(tasks)
     groups: dict[tuple[int, Path], list[int]] = {}
+    digests: dict[tuple[Path, str], str] = {}
     for i, task in enumerate(tasks):
         folder = task_audio_dir(task, root)
-        if getattr(task, "private", False):
+        declared = getattr(task, "checksums", None) or {}
+        if verify and declared and (getattr(task, "private", False) or not getattr(task, "zenodo_id", None)):
+            results[i] = _declared_result(task.name, declared, folder, digests)
+        elif getattr(task, "private", False):
             results[i] = DownloadResult(task.name, "private", folder, message=_manual_note("private", folder))
         elif not getattr(task, "zenodo_id", None):
             results[i] = DownloadResult(task.name, "local", folder, message=_manual_note("no Zenodo record", folder))
@@ -442,6 +485,26 @@ def download_tasks(
                 tasks[i].name, status, folder, record_id, list(files), list(missing), message + note, error, corrupt
             )
     return [r for r in results if r is not None]
+
+
+def _declared_result(
+    name: str, checksums: Mapping[str, str], folder: Path, digests: dict[tuple[Path, str], str]
+) -> DownloadResult:
+    """The ``verify`` result of a task without a Zenodo record, from its declaration's checksums."""
+    try:
+        status, files, missing, corrupt, message = _recheck(
+            checksums,
+            folder,
+            digests,
+            source="declared",
+            prefix="",
+            changed=f"the declaration's checksums name in {folder}",
+            verified=f"against the declaration's checksums in {folder}",
+        )
+    except (ValueError, OSError) as exc:
+        log.debug("task %s: %s", name, exc, exc_info=True)
+        return DownloadResult(name, "error", folder, message=str(exc), error=exc)
+    return DownloadResult(name, status, folder, None, files, missing, message, None, corrupt)
 
 
 def _manual_note(kind: str, folder: Path) -> str:

@@ -484,13 +484,14 @@ def embed_summary(units: Sequence[EmbedUnit]) -> dict[str, Any]:
 
 
 def verify_data(tasks: Sequence[TaskConfig], data_root: str | None) -> None:
-    """Recheck every data file of ``tasks`` against the checksums its ``.complete`` download marker holds;
+    """Recheck every data file of ``tasks`` against the checksums its ``.complete`` download marker holds (a
+    task without a Zenodo record: every file its declaration's ``checksums`` names);
     :class:`xbench.data.download.DataVerificationError` naming the task and files on any mismatch."""
     from xbench.data.download import DataVerificationError, download_tasks
 
     for result in download_tasks(tasks, root=data_root, verify=True):
         if result.status in ("private", "local"):
-            log.warning("task %s: no Zenodo record, so no checksums to verify its data against", result.task)
+            log.warning("task %s: no Zenodo record and no declared checksums to verify its data against", result.task)
         elif not result.ok:
             where = result.corrupt[:1] or [f"missing {path}" for path in result.missing[:1]]
             first = f" (first: {where[0]})" if where else ""
