@@ -117,6 +117,24 @@ def read_unit(unit_path: Path) -> EmbeddedUnit:
         )
 
 
+def subset_unit(unit: EmbeddedUnit, indices: np.ndarray) -> EmbeddedUnit:
+    """The items ``indices`` of ``unit``, in that order, as a unit of their own."""
+    idx = np.asarray(indices, dtype=np.int64)
+    lengths = np.diff(unit.offsets)[idx]
+    dims = unit.frames.shape[1]
+    frames = [unit.clip_frames(int(i)) for i in idx]
+    return EmbeddedUnit(
+        keys=[unit.keys[i] for i in idx],
+        source_keys=[unit.source_keys[i] for i in idx],
+        crop_index=unit.crop_index[idx],
+        num_samples=unit.num_samples[idx],
+        meta=[unit.meta[i] for i in idx],
+        frames=np.concatenate(frames) if int(lengths.sum()) else np.zeros((0, dims), unit.frames.dtype),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        pooled=unit.pooled[idx],
+    )
+
+
 def concat_units(units: list[EmbeddedUnit]) -> EmbeddedUnit:
     """Join units in order into one."""
     if not units:

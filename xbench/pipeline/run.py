@@ -45,7 +45,14 @@ from xbench.encoder.identity import encoder_fingerprint, encoder_slug
 from xbench.encoder.spec import result_slug
 from xbench.pipeline.handle import EncoderHandle, open_encoder
 from xbench.pipeline.launch import Ranks, process_group, rank_device
-from xbench.pipeline.scorers import ScoreInput, get_scorer, scorer_settings, split_roles
+from xbench.pipeline.scorers import (
+    VALID_SHARE,
+    ScoreInput,
+    get_scorer,
+    holds_out_validation,
+    scorer_settings,
+    split_roles,
+)
 from xbench.scoring.record import ResultRecord, TrackScore
 from xbench.scoring.scores import aggregate
 from xbench.scoring.table import scored_tasks, table
@@ -293,6 +300,8 @@ def run_settings(task: TaskConfig, slug: str, opts: RunOptions) -> dict[str, Any
         "tracks": sorted(opts.tracks),
         "bootstrap_rounds": opts.bootstrap_rounds,
         "cache_dtype": opts.cache_dtype,
+        # model selection: the task's valid split, or a held-out share of train where valid is test (default protocol)
+        "validation": f"train share {VALID_SHARE}" if holds_out_validation(task, opts) else "valid split",
         **scorer_settings(task, opts),  # the run options the task type's scorer depends on
         "xbench_version": __version__,
     }

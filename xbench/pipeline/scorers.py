@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from xbench.embed.cache import EmbeddedUnit, concat_units
+from xbench.embed.cache import EmbeddedUnit, concat_units, subset_unit
 from xbench.probes.knn import knn_scores
 from xbench.probes.linear import ProbeConfig, ProbeData, predict, stack_targets, train_probe
 from xbench.probes.multiseed import DEFAULT_PROBE_SEEDS, probe_seeds, train_probes
@@ -66,8 +66,45 @@ class ScoreInput:
         return concat_units([self.splits[n] for n in names.split(",")])
 
     def folds(self) -> list[tuple[str, EmbeddedUnit, EmbeddedUnit, EmbeddedUnit]]:
-        """(fold label, train, valid, test) units per evaluation round (see :func:`split_roles`)."""
-        return [(k, self.unit(tr), self.unit(va), self.unit(te)) for k, tr, va, te in split_roles(self.task)]
+        """(fold label, train, valid, test) units per evaluation round (see :func:`split_roles`); where
+        :func:`holds_out_validation`, the valid unit is a seeded share of the round's training clips, not its
+        test split, and train is the rest (:meth:`full_train` is the whole training split)."""
+        rounds = []
+        for index, (k, tr, va, te) in enumerate(split_roles(self.task)):
+            train, valid = self.unit(tr), self.unit(va)
+            if holds_out_validation(self.task, self.options):
+                train, valid = carve_validation(train, self.task.seed, index)
+            rounds.append((k, train, valid, self.unit(te)))
+        return rounds
+
+    def full_train(self, fold: str) -> EmbeddedUnit:
+        """Round ``fold``'s whole training split (what the parameter-free kNN track uses)."""
+        return self.unit(next(tr for k, tr, _, _ in split_roles(self.task) if k == fold))
+
+
+VALID_SHARE = 0.1  # of the training clips (source files), held out for model selection where valid is test
+
+
+def holds_out_validation(task: TaskConfig, options: RunOptions) -> bool:
+    """True under the default protocol for a task that selects its probe on test data in X-ARES (k-fold: the
+    held-out fold; or valid split = test split): the probe then selects its epoch on a seeded
+    :data:`VALID_SHARE` of the training clips instead. Not where train is test as well (Subway broadcast):
+    nothing is left to hold out, and X-ARES's recipe is kept."""
+    if options.protocol == "xares":
+        return False
+    return task.is_kfold or (task.valid_split == task.test_split and task.train_split != task.test_split)
+
+
+def carve_validation(train: EmbeddedUnit, seed: int, index: int) -> tuple[EmbeddedUnit, EmbeddedUnit]:
+    """``train`` split into (train, valid): a seeded :data:`VALID_SHARE` of its source files (at least one;
+    crops of a file stay together) for validation, from a generator of (``seed``, round ``index``)."""
+    groups = list(dict.fromkeys(train.source_keys))
+    if len(groups) < 2:
+        raise ValueError(f"{len(train)} training clip(s) from {len(groups)} file(s): too few to hold out validation")
+    order = np.random.default_rng([seed, index]).permutation(len(groups))
+    held = {groups[i] for i in order[: max(1, round(VALID_SHARE * len(groups)))]}
+    in_valid = np.array([k in held for k in train.source_keys])
+    return subset_unit(train, np.flatnonzero(~in_valid)), subset_unit(train, np.flatnonzero(in_valid))
 
 
 @dataclass
@@ -355,6 +392,8 @@ def _probe_tracks(inp: ScoreInput, data_of: DataFn, metric_of: MetricFn, knn: bo
             folds_mlp.append([metric(logits, test) for logits in outputs])
             tests_mlp[fold] = (outputs, test)
         if "knn" in opts.tracks and task.do_knn and knn:
+            if holds_out_validation(task, opts):  # the kNN track selects nothing: it keeps the whole training split
+                train = data_of(task, inp.full_train(fold), inp.hop)
             x_train, y_train = train.inputs.numpy(), train.targets.numpy()
             scores = knn_scores(x_train, y_train, test.inputs.numpy(), task.output_dim, protocol=opts.protocol)
             folds_knn.append([accuracy(scores, test.targets.numpy())])
