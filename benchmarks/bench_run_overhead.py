@@ -6,7 +6,7 @@ through a full run (embed + MLP + kNN + bootstrap, fresh cache), then times the 
 same clips in the same batches. Prints (whole-run wall) / (encoder forward alone) and each stage's
 share. One thread by default, so the ratio is stable on a shared machine:
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_run_overhead.py [--clips 112] [--threads 1]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_run_overhead.py [--clips 112] [--threads 1] [--out FILE]
 
 The run scores the default protocol (the MLP averaged over 5 probe seeds, trained together). Then the
 scoring stage alone is repeated from the cache (``--score-repeats`` times, alternating) with the default
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xbench.core.atomic_io import atomic_write_json
 from xbench.data.shards import iter_clips
 from xbench.data.writer import write_audio_shards
 from xbench.encoders.frontends import MelSpectrogram
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=112)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--score-repeats", type=int, default=5, help="scoring-only reruns per probe-seed setting")
+    parser.add_argument("--out", type=Path, help="also write the measurements as JSON here (results/run_overhead.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,6 +134,22 @@ def main() -> None:
     print(f"scoring alone from the warm cache, median of {args.score_repeats} (the run's score above includes")
     print(f"one-time imports): default ({DEFAULT_PROBE_SEEDS} probe seeds) {many:.3f} s, one probe {one:.3f} s, "
           f"ratio {many / one:.3f} (target <= 1.2)")
+    if args.out:
+        measured = {
+            "clips": len(waves),
+            "clip_seconds": 5,
+            "threads": args.threads,
+            "encoder_alone_s": round(alone, 3),
+            "whole_run_s": round(whole, 3),
+            "whole_over_encoder": round(whole / alone, 4),
+            "stages_s": {k: round(v, 3) for k, v in timings.items()} | {"setup_s": round(rest, 3)},
+            "score_repeats": args.score_repeats,
+            "score_only_median_s": {f"{DEFAULT_PROBE_SEEDS}_seeds": round(many, 4), "1_probe": round(one, 4)},
+            "seeds_over_one_probe": round(many / one, 4),
+            "torch": torch.__version__,
+        }
+        atomic_write_json(args.out, measured)
+        print(f"written: {args.out}")
 
 
 def score_only(encoder: torch.nn.Module, task: TaskConfig, tmp: Path, repeats: int) -> dict[int | None, float]:
