@@ -30,7 +30,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="fetch nothing: recheck every downloaded file (and extracted member) against its recorded checksum",
+        help="fetch nothing: recheck every downloaded file (and extracted member) against its recorded checksum, "
+        "and a task without a Zenodo record against its declaration's checksums",
     )
     add_tasks_dir(parser, "extra folder of task declarations")
     parser.set_defaults(func=_download)

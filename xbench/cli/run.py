@@ -72,7 +72,8 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--verify-data",
         action="store_true",
-        help="first recheck every data file against the checksums `xbench download` recorded; refuse on a mismatch",
+        help="first recheck every data file against the checksums `xbench download` recorded (or, for a task "
+        "without a Zenodo record, its declaration's checksums); refuse on a mismatch",
     )
     run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals")
     run.add_argument(
