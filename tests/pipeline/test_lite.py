@@ -12,7 +12,7 @@ from xbench.cli import main
 from xbench.data.shards import iter_samples, sample_json
 from xbench.pipeline.lite import allocate, lite_task
 from xbench.pipeline.run import RunOptions, evaluate
-from xbench.report.leaderboard import LeaderboardError, load_results, merge
+from xbench.report.leaderboard import LeaderboardError, load_results, merge, write_leaderboard
 
 from conftest import clip_task, tone_items
 
@@ -77,6 +77,9 @@ def test_lite_results_are_marked_and_refused_beside_a_full_run(tmp_path, task, c
     with pytest.raises(LeaderboardError, match=r"refusing to merge --lite runs with full runs .*full: logmel-.*lite 4"):
         merge([load_results(out)])
     assert merge([load_results(out / "lite-4")]).lite.unique().tolist() == [4]
+    for folder, mark in ((out / "lite-4", True), (out / slug, False)):  # a lite board says so in its tables
+        paths = write_leaderboard(merge([load_results(folder)]), tmp_path / folder.name / "board.csv")
+        assert ("kNN track (lite 4: at most 4 clips per split" in paths["markdown"].read_text()) is mark
     capsys.readouterr()
     assert main(["leaderboard", str(out / slug), str(out / "lite-4"), "--out", str(tmp_path / "board.csv")]) == 2
     err = capsys.readouterr().err

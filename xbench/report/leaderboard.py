@@ -163,12 +163,14 @@ def wide(long: pd.DataFrame, avg: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["track", "task", "formal_name", "private", *columns])
 
 
-def markdown(board: pd.DataFrame) -> str:
-    """X-ARES README tables (one per track) with three decimals; ``-`` where an encoder has no score."""
+def markdown(board: pd.DataFrame, lite: int = 0) -> str:
+    """X-ARES README tables (one per track) with three decimals; ``-`` where an encoder has no score. A board of
+    ``--lite N`` results (``lite``) says so in every track's title."""
     encoders = [c for c in board.columns if c not in ("track", "task", "formal_name", "private")]
+    subset = f" (lite {lite}: at most {lite} clips per split, not comparable with full runs)" if lite else ""
     out = []
     for track, part in board.groupby("track", sort=False):
-        out.append(f"{TRACK_TITLES.get(track, track)} track:\n")
+        out.append(f"{TRACK_TITLES.get(track, track)} track{subset}:\n")
         out.append("| Task | " + " | ".join(encoders) + " |")
         out.append("|---|" + "---|" * len(encoders))
         for _, r in part.iterrows():
@@ -195,7 +197,7 @@ def write_leaderboard(long: pd.DataFrame, out: str | Path) -> dict[str, Path]:
         ("board", board.to_csv(index=False)),
         ("long", long.to_csv(index=False)),
         ("averages", avg.to_csv(index=False)),
-        ("markdown", markdown(board)),
+        ("markdown", markdown(board, lite=int(long.lite.max()) if "lite" in long and len(long) else 0)),
     ):
         atomic_write_bytes(paths[key], text.encode("utf-8"))
     return paths
