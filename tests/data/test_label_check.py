@@ -75,3 +75,37 @@ def test_a_sample_without_json_or_audio_is_a_shard_error(tmp_path):
     no_audio = _tar(tmp_path / "b.tar", [("k2.json", _json({"animal": "dog"}))])
     with pytest.raises(ShardError, match=r"key 'k2': has a json member but no audio member"):
         check_labels(CLIP, "train", [no_audio])
+
+
+def test_committed_units_are_not_read_again(tmp_path, monkeypatch):
+    """A rerun from the cache reads no shard for its labels (they passed before the unit was embedded); a run
+    that embeds again (``overwrite='always'``) checks them again."""
+    import xbench.pipeline.run as run
+    from xbench.pipeline.run import RunOptions, evaluate
+
+    from conftest import clip_task, tone_items
+
+    splits = {split: tone_items(i, ["dog", "cat"] * 2, {"dog": 300.0, "cat": 2000.0}, split[:2])
+              for i, split in enumerate(("train", "valid", "test"))}  # fmt: skip
+    task = clip_task(tmp_path / "data", "pets_cached", splits, CLASSES, epochs=1)
+    checked = []
+    real = run.check_labels
+
+    def counting(task, split, shards):
+        checked.append(split)
+        return real(task, split, shards)
+
+    monkeypatch.setattr(run, "check_labels", counting)
+
+    def score(out: str, overwrite: str = "missing") -> None:
+        opts = RunOptions(tracks=("knn",), output_dir=str(tmp_path / out), cache_root=str(tmp_path / "cache"),
+                          bootstrap_rounds=5, show_progress=False, overwrite=overwrite)  # fmt: skip
+        evaluate("logmel", [task], opts)
+
+    score("first")
+    assert sorted(checked) == ["test", "train", "valid"]
+    checked.clear()
+    score("second")  # results elsewhere, units committed: scored from the cache alone
+    assert checked == []
+    score("third", overwrite="always")
+    assert sorted(checked) == ["test", "train", "valid"]

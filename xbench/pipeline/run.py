@@ -165,13 +165,18 @@ class TaskRunner:
 
     def units(self) -> list[EmbedUnit]:
         """The task's embed units, once every split's labels pass (read from the shards' json members alone,
-        before any audio is encoded: :class:`xbench.data.labels.ClipLabelError` names task, split, shard, key)."""
+        before any audio is encoded: :class:`xbench.data.labels.ClipLabelError` names task, split, shard, key).
+
+        A unit already committed under this task's fingerprint is not read again: its labels passed this check
+        before it was embedded (so a score-only rerun reads no shard)."""
         audio_dir = task_audio_dir(self.task, self.opts.data_root)
         opts = self.opts
         units = plan_units(
             self.task, audio_dir, self.unit_root, self.identity, opts.protocol, opts.cache_dtype, opts.max_padding
         )
         for unit in units:
+            if opts.overwrite != "always" and unit.done():
+                continue
             self.samples[unit.path] = check_labels(self.task, unit.split, unit.shards)
         return units
 
