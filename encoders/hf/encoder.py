@@ -312,7 +312,16 @@ class _NamedEncoder(HFAudioEncoder):
     def __init__(
         self, model_id_or_path: str | Path | None = None, layer: Layer | None = -1, pretrained: bool | None = None
     ):
-        super().__init__(model_id_or_path or MODELS[self.card_name][0], layer=layer, pretrained=pretrained)
+        model_id = MODELS[self.card_name][0]
+        super().__init__(model_id_or_path or model_id, layer=layer, pretrained=pretrained)
+        expected, found = reference_config(model_id).model_type, self.model.config.model_type
+        if found != expected:  # a folder of another model type given as this entry's weights (--weights)
+            from xbench.encoder.contract import EncoderLoadError
+
+            raise EncoderLoadError(
+                f"{model_id_or_path}: a transformers {found} model, but zoo entry {self.card_name} is a {expected} "
+                f"model: refused; --encoder hf:{model_id_or_path} loads it as itself"
+            )
 
 
 class Wav2Vec2LargeVoxPopuliEncoder(_NamedEncoder):

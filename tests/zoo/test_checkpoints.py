@@ -133,6 +133,9 @@ def test_wrong_size_is_refused_unless_the_family_takes_the_shape(tmp_path, capsy
     assert f"`--encoder dasheng --weights {path}` takes the shape from the file" in line
     folder = _transformers(tmp_path / "hf")
     assert "hubert-base is 768-d" in _one_error(capsys, ["check", "--encoder", f"hubert-base={folder}"])
+    # a model of another type is refused as such before its size is compared (it could match by chance)
+    line = _one_error(capsys, ["check", "--encoder", f"wavlm-base-plus={folder}"])
+    assert f"{folder}: a transformers hubert model, but zoo entry wavlm-base-plus is a wavlm model: refused" in line
     assert main(["check", "--encoder", f"dasheng={path}", "--long-seconds", "2", "--json"]) == 0
 
 
