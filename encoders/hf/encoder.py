@@ -313,15 +313,18 @@ class _NamedEncoder(HFAudioEncoder):
         self, model_id_or_path: str | Path | None = None, layer: Layer | None = -1, pretrained: bool | None = None
     ):
         model_id = MODELS[self.card_name][0]
-        super().__init__(model_id_or_path or model_id, layer=layer, pretrained=pretrained)
-        expected, found = reference_config(model_id).model_type, self.model.config.model_type
-        if found != expected:  # a folder of another model type given as this entry's weights (--weights)
-            from xbench.encoder.contract import EncoderLoadError
+        config_file = Path(model_id_or_path).expanduser() / "config.json" if model_id_or_path else None
+        if config_file is not None and config_file.is_file():  # a folder given as this entry's weights (--weights)
+            expected = reference_config(model_id).model_type
+            found = json.loads(config_file.read_text()).get("model_type")
+            if found != expected:  # refused from its config, before any weights are loaded
+                from xbench.encoder.contract import EncoderLoadError
 
-            raise EncoderLoadError(
-                f"{model_id_or_path}: a transformers {found} model, but zoo entry {self.card_name} is a {expected} "
-                f"model: refused; --encoder hf:{model_id_or_path} loads it as itself"
-            )
+                raise EncoderLoadError(
+                    f"{model_id_or_path}: a transformers {found} model, but zoo entry {self.card_name} is a "
+                    f"{expected} model: refused; --encoder hf:{model_id_or_path} loads it as itself"
+                )
+        super().__init__(model_id_or_path or model_id, layer=layer, pretrained=pretrained)
 
 
 class Wav2Vec2LargeVoxPopuliEncoder(_NamedEncoder):
