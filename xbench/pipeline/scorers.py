@@ -73,7 +73,10 @@ class ScoreInput:
         for index, (k, tr, va, te) in enumerate(split_roles(self.task)):
             train, valid = self.unit(tr), self.unit(va)
             if holds_out_validation(self.task, self.options):
-                train, valid = carve_validation(train, self.task.seed, index)
+                try:
+                    train, valid = carve_validation(train, self.task.seed, index)
+                except ValueError as exc:
+                    raise ValueError(f"task {self.task.name}, fold {k or '-'}: {exc}") from None
             rounds.append((k, train, valid, self.unit(te)))
         return rounds
 
